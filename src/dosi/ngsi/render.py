@@ -1,0 +1,172 @@
+"""The internal expanded form -> what a client asked to see.
+
+Representations (clause 4.5): normalized, concise and simplified (keyValues),
+compacted with the caller's @context, with the projections `attrs`, `pick`,
+`omit`, `datasetId`, `lang` and `sysAttrs` applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from dosi.ngsi.model import ENTITY_RESERVED, INSTANCE_RESERVED, VALUE_KEY, Entity, Instance
+from dosi.ngsi.values import Expander
+
+NORMALIZED = "normalized"
+CONCISE = "concise"
+SIMPLIFIED = "simplified"
+_SYSTEM = ("createdAt", "modifiedAt")
+_META = ("datasetId", "observedAt", "unitCode")
+
+
+@dataclass(frozen=True)
+class View:
+    """How one response wants entities shown. Attribute sets hold expanded IRIs."""
+
+    form: str = NORMALIZED
+    sys_attrs: bool = False
+    attrs: frozenset[str] | None = None  # project onto these attributes
+    pick: frozenset[str] | None = None  # entity members to keep (id/type/scope or attribute IRIs)
+    omit: frozenset[str] | None = None  # entity members to drop
+    dataset_ids: frozenset[str | None] | None = None  # None in the set = the default instance
+    lang: str | None = None
+
+
+def render_entity(entity: Entity, ctx: Expander, view: View) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if _keep("id", view):
+        out["id"] = entity["id"]
+    if "type" in entity and _keep("type", view):
+        types = [ctx.compact(t) for t in entity["type"]]
+        out["type"] = types[0] if len(types) == 1 else types
+    if "scope" in entity and _keep("scope", view):
+        scope = entity["scope"]
+        out["scope"] = scope[0] if len(scope) == 1 else scope
+    for key, instances in entity.items():
+        if key in ENTITY_RESERVED:
+            continue
+        if view.attrs is not None and key not in view.attrs:
+            continue
+        if not _keep(key, view):
+            continue
+        chosen = _select_instances(instances, view.dataset_ids)
+        if not chosen:
+            continue
+        rendered = [_render_instance(inst, ctx, view) for inst in chosen]
+        out[ctx.compact(key)] = rendered[0] if len(rendered) == 1 else rendered
+    if view.sys_attrs and view.form != SIMPLIFIED:
+        for key in _SYSTEM:
+            if key in entity:
+                out[key] = entity[key]
+    return out
+
+
+def _keep(member: str, view: View) -> bool:
+    if view.pick is not None and member not in view.pick:
+        return False
+    return not (view.omit is not None and member in view.omit)
+
+
+def _select_instances(
+    instances: list[Instance], dataset_ids: Collection[str | None] | None
+) -> list[Instance]:
+    if dataset_ids is None:
+        return instances
+    return [inst for inst in instances if inst.get("datasetId") in dataset_ids]
+
+
+def _render_instance(inst: Instance, ctx: Expander, view: View) -> Any:
+    attr_type = inst["type"]
+    value = _compact_value(inst, ctx)
+    if view.form == SIMPLIFIED:
+        if attr_type == "LanguageProperty" and view.lang is not None:
+            return pick_language(inst["languageMap"], view.lang)[0]
+        return value
+    out: dict[str, Any] = {}
+    if attr_type == "LanguageProperty" and view.lang is not None:
+        text, tag = pick_language(inst["languageMap"], view.lang)
+        out["type"] = "Property"
+        out["value"] = text
+        out["lang"] = tag
+    else:
+        out["type"] = attr_type
+        out[VALUE_KEY[attr_type]] = value
+    if "objectType" in inst:
+        out["objectType"] = _compact_names(inst["objectType"], ctx)
+    for key in _META:
+        if key in inst:
+            out[key] = inst[key]
+    if view.sys_attrs:
+        for key in _SYSTEM:
+            if key in inst:
+                out[key] = inst[key]
+    for key, sub in inst.items():
+        if key not in INSTANCE_RESERVED:
+            out[ctx.compact(key)] = _render_instance(sub, ctx, view)
+    if view.form == CONCISE:
+        return _concise(out)
+    return out
+
+
+def _concise(out: dict[str, Any]) -> Any:
+    """Drop what concise form leaves implicit; a bare Property becomes its value."""
+    attr_type = out.pop("type")
+    if attr_type == "Property" and len(out) == 1 and not _needs_wrapper(out["value"]):
+        return out["value"]
+    if attr_type == "GeoProperty" and len(out) == 1:
+        return out["value"]
+    return out
+
+
+def _needs_wrapper(value: Any) -> bool:
+    """A bare dict value could be misread as an attribute object on the way back in."""
+    return isinstance(value, dict)
+
+
+def _compact_value(inst: Instance, ctx: Expander) -> Any:
+    attr_type = inst["type"]
+    value = inst[VALUE_KEY[attr_type]]
+    if attr_type == "VocabProperty":
+        return _compact_names(value, ctx)
+    if attr_type == "ListRelationship":
+        return [{"object": target} for target in value]
+    return value
+
+
+def _compact_names(value: str | list[str], ctx: Expander) -> str | list[str]:
+    if isinstance(value, list):
+        return [ctx.compact(v) for v in value]
+    return ctx.compact(value)
+
+
+def pick_language(language_map: dict[str, Any], wanted: str) -> tuple[Any, str]:
+    """Clause 4.15: choose one language of a LanguageProperty by an Accept-Language-like list."""
+    for tag in _language_preferences(wanted):
+        if tag == "*":
+            break
+        if tag in language_map:
+            return language_map[tag], tag
+        for key, text in language_map.items():
+            if key.split("-")[0].lower() == tag.split("-")[0].lower():
+                return text, key
+    if "@none" in language_map:
+        return language_map["@none"], "@none"
+    first = next(iter(language_map))
+    return language_map[first], first
+
+
+def _language_preferences(wanted: str) -> list[str]:
+    weighted: list[tuple[float, int, str]] = []
+    for position, part in enumerate(wanted.split(",")):
+        tag, _, params = part.strip().partition(";")
+        weight = 1.0
+        if params.strip().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                weight = 0.0
+        if tag:
+            weighted.append((-weight, position, tag))
+    return [tag for _, _, tag in sorted(weighted)]
