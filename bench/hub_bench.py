@@ -1,0 +1,264 @@
+"""Hub core benchmarks (issue "Hub core"): ingest, single-entity create/retrieve, query.
+
+Runs a real `dosi up` process on loopback with a fresh SQLite data dir and
+drives it over HTTP from this process. Each figure is printed beside the
+target from the issue and, for ingest, the ratio to a plain SQLite
+`executemany` of the same rows measured in the same run.
+
+    .venv/bin/python bench/hub_bench.py                  # full run (~5 min)
+    .venv/bin/python bench/hub_bench.py --quick          # smoke run (~30 s)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loadgen import Result, build_request, run_load  # noqa: E402
+
+from dosi.ngsi.context import ContextResolver  # noqa: E402
+from dosi.ngsi.parse import parse_entity  # noqa: E402
+from dosi.ngsi.values import now_iso  # noqa: E402
+
+console = Console()
+HOST = "127.0.0.1"
+# Busan Eco Delta City, roughly 20 km x 20 km.
+LON0, LAT0, SPAN = 128.83, 35.05, 0.2
+TYPE = "TrafficFlowObserved"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def traffic_entity(i: int, rng: random.Random) -> dict[str, Any]:
+    """Six attributes, shaped like the Smart Data Models TrafficFlowObserved example."""
+    return {
+        "id": f"urn:ngsi-ld:TrafficFlowObserved:bench-{i}",
+        "type": TYPE,
+        "location": {
+            "type": "GeoProperty",
+            "value": {
+                "type": "Point",
+                "coordinates": [
+                    round(LON0 + rng.random() * SPAN, 6),
+                    round(LAT0 + rng.random() * SPAN, 6),
+                ],
+            },
+        },
+        "intensity": {"type": "Property", "value": rng.randint(0, 1000), "observedAt": "2026-11-25T08:00:00Z"},
+        "occupancy": {"type": "Property", "value": round(rng.random(), 3)},
+        "averageVehicleSpeed": {"type": "Property", "value": round(rng.uniform(5, 80), 1), "unitCode": "KMH"},
+        "congested": {"type": "Property", "value": rng.random() < 0.2},
+        "laneId": {"type": "Property", "value": rng.randint(1, 4)},
+    }
+
+
+class Hub:
+    """A `dosi up` subprocess on a free port with its own data dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Hub:
+        exe = Path(sys.executable).with_name("dosi")
+        self.proc = subprocess.Popen(
+            [str(exe), "up", "--host", HOST, "--port", str(self.port), "--data", str(self.data_dir),
+             "--log-level", "warning"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://{HOST}:{self.port}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("the hub did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def batch_request(batch: list[dict[str, Any]]) -> bytes:
+    body = orjson.dumps(batch)
+    return build_request(
+        "POST", "/ngsi-ld/v1/entityOperations/upsert", f"{HOST}", body,
+        {"Content-Type": "application/json"},
+    )
+
+
+async def ingest(hub: Hub, count: int, *, seed: int, start: int = 0, label: str = "ingest") -> Result:
+    rng = random.Random(seed)
+    batches = []
+    for b in range(0, count, 1000):
+        batch = [traffic_entity(start + i, rng) for i in range(b, min(b + 1000, count))]
+        batches.append(batch_request(batch))
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(label, total=len(batches))
+
+        def make(i: int) -> bytes:
+            progress.advance(task)
+            return batches[i]
+
+        return await run_load(HOST, hub.port, make, total=len(batches), concurrency=2)
+
+
+def reference_executemany(count: int, seed: int) -> float:
+    """Plain SQLite: the same stored rows (id, type, document) with executemany, 1,000 a transaction."""
+    rng = random.Random(seed)
+    ctx = asyncio.run(ContextResolver().resolve(None))
+    now = now_iso()
+    rows = []
+    for i in range(count):
+        entity = parse_entity(traffic_entity(i, rng), ctx, now=now)
+        rows.append((entity["id"], entity["type"][0], orjson.dumps(entity)))
+    with tempfile.TemporaryDirectory() as tmp:
+        conn = sqlite3.connect(f"{tmp}/ref.sqlite", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("CREATE TABLE e(rid INTEGER PRIMARY KEY, id TEXT UNIQUE, type TEXT, doc BLOB)")
+        start = time.perf_counter()
+        for b in range(0, count, 1000):
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO e(id, type, doc) VALUES(?,?,?)", rows[b : b + 1000])
+            conn.execute("COMMIT")
+        seconds = time.perf_counter() - start
+        conn.close()
+    return count / seconds
+
+
+async def single_entities(hub: Hub, count: int) -> tuple[Result, Result]:
+    def create(i: int) -> bytes:
+        body = orjson.dumps(
+            {"id": f"urn:ngsi-ld:Sensor:single-{i}", "type": "Sensor",
+             "temperature": {"type": "Property", "value": 20 + i % 10}}
+        )
+        return build_request("POST", "/ngsi-ld/v1/entities", HOST, body, {"Content-Type": "application/json"})
+
+    created = await run_load(HOST, hub.port, create, total=count, concurrency=32)
+    rng = random.Random(7)
+
+    def retrieve(i: int) -> bytes:
+        return build_request("GET", f"/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:single-{rng.randrange(count)}", HOST)
+
+    retrieved = await run_load(HOST, hub.port, retrieve, total=count, concurrency=32)
+    return created, retrieved
+
+
+async def queries(hub: Hub, count: int, *, radius: float) -> tuple[Result, float]:
+    rng = random.Random(11)
+    sizes: list[int] = []
+
+    def make(i: int) -> bytes:
+        lon = LON0 + 0.01 + rng.random() * (SPAN - 0.02)
+        lat = LAT0 + 0.01 + rng.random() * (SPAN - 0.02)
+        path = (
+            f"/ngsi-ld/v1/entities?type={TYPE}&q=intensity%3E500"
+            f"&georel=near%3BmaxDistance%3D%3D{radius:g}&geometry=Point"
+            f"&coordinates=%5B{lon:.6f},{lat:.6f}%5D&limit=20"
+        )
+        return build_request("GET", path, HOST)
+
+    # One checked query first: the benchmark must measure real, non-empty answers.
+    async with httpx.AsyncClient(base_url=f"http://{HOST}:{hub.port}") as client:
+        for _ in range(20):
+            raw = make(0).split(b" ")[1].decode()
+            response = await client.get(raw)
+            response.raise_for_status()
+            sizes.append(len(response.json()))
+    result = await run_load(HOST, hub.port, make, total=count, concurrency=16)
+    return result, sum(sizes) / len(sizes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--ingest", type=int, default=100_000)
+    parser.add_argument("--single", type=int, default=20_000)
+    parser.add_argument("--store", type=int, default=1_000_000, help="entities in the query store")
+    parser.add_argument("--queries", type=int, default=20_000)
+    parser.add_argument("--radius", type=float, default=100.0, help="near maxDistance in metres")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    if args.quick:
+        args.ingest, args.single, args.store, args.queries = 10_000, 2_000, 50_000, 2_000
+        args.radius = 400.0
+
+    figures: dict[str, Any] = {"cpu_count": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp:
+        with Hub(Path(tmp) / "ingest") as hub:
+            res = asyncio.run(ingest(hub, args.ingest, seed=1))
+            assert res.errors == 0, res.statuses
+            figures["ingest_rate"] = args.ingest / res.seconds
+        console.print("[dim]reference: plain SQLite executemany of the same rows...[/]")
+        figures["reference_rate"] = reference_executemany(args.ingest, seed=1)
+        figures["ingest_ratio"] = figures["ingest_rate"] / figures["reference_rate"]
+
+        with Hub(Path(tmp) / "single") as hub:
+            created, retrieved = asyncio.run(single_entities(hub, args.single))
+            assert created.errors == 0 and retrieved.errors == 0, (created.statuses, retrieved.statuses)
+            figures["create_rate"] = created.rate
+            figures["create_p99_ms"] = created.percentile(99) * 1000
+            figures["retrieve_rate"] = retrieved.rate
+            figures["retrieve_p99_ms"] = retrieved.percentile(99) * 1000
+
+        with Hub(Path(tmp) / "query") as hub:
+            load = asyncio.run(ingest(hub, args.store, seed=2, label="loading query store"))
+            assert load.errors == 0, load.statuses
+            figures["store_load_rate"] = args.store / load.seconds
+            result, mean_size = asyncio.run(queries(hub, args.queries, radius=args.radius))
+            assert result.errors == 0, result.statuses
+            figures["query_rate"] = result.rate
+            figures["query_p50_ms"] = result.percentile(50) * 1000
+            figures["query_p99_ms"] = result.percentile(99) * 1000
+            figures["query_mean_results"] = mean_size
+
+    table = Table(title=f"dosi hub core benchmark ({args.ingest:,} ingest, {args.store:,} query store)")
+    table.add_column("figure")
+    table.add_column("measured", justify="right")
+    table.add_column("target", justify="right")
+    table.add_row("ingest, batch upsert of 1,000 (entities/s)", f"{figures['ingest_rate']:,.0f}", ">= 20,000")
+    table.add_row("plain SQLite executemany, same rows (rows/s)", f"{figures['reference_rate']:,.0f}", "reference")
+    table.add_row("ingest / executemany ratio", f"{figures['ingest_ratio']:.2f}", ">= 0.40")
+    table.add_row("single create, 32 clients (req/s)", f"{figures['create_rate']:,.0f}", ">= 2,000")
+    table.add_row("single create p99 (ms)", f"{figures['create_p99_ms']:.1f}", "")
+    table.add_row("single retrieve, 32 clients (req/s)", f"{figures['retrieve_rate']:,.0f}", ">= 2,000")
+    table.add_row("single retrieve p99 (ms)", f"{figures['retrieve_p99_ms']:.1f}", "")
+    table.add_row("query store load (entities/s)", f"{figures['store_load_rate']:,.0f}", "")
+    table.add_row("query type+q+near, 16 clients (q/s)", f"{figures['query_rate']:,.0f}", ">= 1,500")
+    table.add_row("query p50 (ms)", f"{figures['query_p50_ms']:.1f}", "")
+    table.add_row("query p99 (ms)", f"{figures['query_p99_ms']:.1f}", "<= 20")
+    table.add_row("query mean results", f"{figures['query_mean_results']:.1f}", "<= 20")
+    console.print(table)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

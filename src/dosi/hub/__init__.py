@@ -1,0 +1,1 @@
+"""The NGSI-LD context broker: ASGI app, routes, services and storage backends."""

@@ -1,0 +1,187 @@
+"""The hub as an ASGI application: routes, error mapping, logging, metrics, lifespan."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dosi.hub.http import problem_response
+from dosi.hub.routes import batch, contexts, discovery, entities, ops, resources
+from dosi.hub.settings import HubSettings
+from dosi.hub.state import HubState
+from dosi.hub.store.sqlite import SqliteStore
+from dosi.ngsi.context import ContextResolver
+from dosi.ngsi.errors import (
+    InternalError,
+    MethodNotAllowed,
+    NgsiError,
+    ResourceNotFound,
+)
+
+log = logging.getLogger("dosi.hub")
+access_log = logging.getLogger("dosi.access")
+
+
+def create_app(settings: HubSettings | None = None) -> Starlette:
+    settings = settings or HubSettings()
+    state = HubState(
+        settings=settings,
+        store=SqliteStore(settings.data_dir),
+        contexts=ContextResolver(
+            fetch_timeout_s=settings.context_fetch_timeout_s,
+            max_bytes=settings.max_context_bytes,
+            cache_size=settings.context_cache_size,
+        ),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await state.store.open()
+        await contexts.restore_hosted(state)
+        log.info("hub started", extra={"data_dir": str(settings.data_dir)})
+        try:
+            yield
+        finally:
+            # Uvicorn stops accepting and drains in-flight requests before this runs;
+            # closing the store then commits every queued write.
+            await state.store.close()
+            log.info("hub stopped")
+
+    app = Starlette(
+        routes=[
+            *ops.ROUTES,
+            *entities.ROUTES,
+            *resources.ROUTES,
+            *batch.ROUTES,
+            *discovery.ROUTES,
+            *contexts.ROUTES,
+        ],
+        exception_handlers={
+            NgsiError: _ngsi_error,
+            HTTPException: _http_error,
+            Exception: _unexpected_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.hub = state
+    app.add_middleware(RequestLogMiddleware, state=state)
+    return app
+
+
+async def _ngsi_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, NgsiError)
+    return problem_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return problem_response(ResourceNotFound(f"no such resource: {request.url.path}"))
+    if exc.status_code == 405:
+        return problem_response(
+            MethodNotAllowed(f"{request.method} is not supported on {request.url.path}")
+        )
+    error = InternalError(str(exc.detail))
+    response = problem_response(error)
+    response.status_code = exc.status_code
+    return response
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return problem_response(InternalError("the hub failed to handle this request"))
+
+
+class RequestLogMiddleware:
+    """Request id, one structured log line and metrics per HTTP request."""
+
+    def __init__(self, app: ASGIApp, state: HubState) -> None:
+        self.app = app
+        self.metrics = state.metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        self.metrics.in_flight += 1
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self.metrics.in_flight -= 1
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            self.metrics.observe(scope["method"], template, status, elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "ms": round(elapsed * 1000, 3),
+                    },
+                )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            text: str = value.decode("latin-1")[:128]
+            return text
+    return None
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: what log shippers (Loki, Elastic) ingest without parsing rules."""
+
+    _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in self._STANDARD and key not in data:
+                data[key] = value
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(data, default=str).decode()
+
+
+def configure_logging(level: str = "info") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLogFormatter())
+    logging.Formatter.converter = time.gmtime
+    root = logging.getLogger("dosi")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False

@@ -1,0 +1,77 @@
+"""@context management: /jsonldContexts add, list, serve, delete (clause 5.13)."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dosi.hub.http import JSON_LD, json_response, read_body, state_of
+from dosi.hub.state import HubState
+from dosi.ngsi.errors import BadRequestData
+
+BASE = "/ngsi-ld/v1/jsonldContexts"
+KV_NAMESPACE = "jsonldContexts"
+
+
+async def persist_hosted(state: HubState) -> None:
+    """Hosted contexts outlive restarts: mirror them into the store."""
+    await state.store.kv_put(KV_NAMESPACE, "hosted", orjson.dumps(state.contexts.export_hosted()))
+
+
+async def restore_hosted(state: HubState) -> None:
+    for key, value in await state.store.kv_items(KV_NAMESPACE):
+        if key == "hosted":
+            state.contexts.import_hosted(orjson.loads(value))
+
+
+async def add_context(request: Request) -> Response:
+    state = state_of(request)
+    body, _ = await read_body(request)
+    if not isinstance(body, dict) or "@context" not in body:
+        raise BadRequestData("a context to host must be a JSON object with an @context member")
+    info = state.contexts.host(body)
+    await persist_hosted(state)
+    url = f"{state.settings.base_url}{BASE}/{info.local_id}"
+    return Response(status_code=201, headers={"Location": url})
+
+
+async def list_contexts(request: Request) -> Response:
+    state = state_of(request)
+    details = request.query_params.get("details") == "true"
+    kind = request.query_params.get("kind")
+    if kind is not None and kind not in ("Hosted", "Cached", "ImplicitlyCreated"):
+        raise BadRequestData("kind must be Hosted, Cached or ImplicitlyCreated")
+    infos = state.contexts.list(kind=kind)
+    base = state.settings.base_url
+    if details:
+        return json_response([info.to_json(details=True, base_url=base) for info in infos])
+    return json_response([info.url_at(base) for info in infos])
+
+
+async def serve_context(request: Request) -> Response:
+    state = state_of(request)
+    context_id = request.path_params["contextId"]
+    details = request.query_params.get("details") == "true"
+    info, document = state.contexts.get(context_id)
+    if details:
+        return json_response(info.to_json(details=True, base_url=state.settings.base_url))
+    return Response(orjson.dumps(document), media_type=JSON_LD)
+
+
+async def delete_context(request: Request) -> Response:
+    state = state_of(request)
+    context_id = request.path_params["contextId"]
+    reload = request.query_params.get("reload") == "true"
+    await state.contexts.delete(context_id, reload=reload)
+    await persist_hosted(state)
+    return Response(status_code=204)
+
+
+ROUTES = [
+    Route(BASE, add_context, methods=["POST"]),
+    Route(BASE, list_contexts, methods=["GET"]),
+    Route(f"{BASE}/{{contextId:path}}", serve_context, methods=["GET"]),
+    Route(f"{BASE}/{{contextId:path}}", delete_context, methods=["DELETE"]),
+]

@@ -1,0 +1,31 @@
+"""Hub configuration: one frozen object handed to `create_app`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """Everything an operator can tune; defaults suit a laptop or a living lab."""
+
+    data_dir: Path = Path(".dosi")
+    host: str = "127.0.0.1"
+    port: int = 8700
+    # Public base URL used for hosted @context links; derived from host/port when None.
+    public_url: str | None = None
+    max_body_bytes: int = 8 * 1024 * 1024
+    default_page_size: int = 20
+    max_page_size: int = 1000
+    max_batch_entities: int = 10_000
+    context_fetch_timeout_s: float = 5.0
+    max_context_bytes: int = 1024 * 1024
+    context_cache_size: int = 256
+    log_level: str = "info"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"

@@ -1,0 +1,108 @@
+"""The storage interface every backend (SQLite now, PostgreSQL next) implements.
+
+Writes are expressed as *mutations*: pure functions from the stored entity
+(or None) to the new entity (or None to delete). The backend runs them inside
+its transaction, so read-modify-write is atomic, a mutation that raises
+leaves its entity untouched, and the other entities of a batch still apply.
+Reads are a SQL-friendly `Prefilter` (ids, types, bounding box) plus an exact
+Python predicate the backend applies to the candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from dosi.ngsi.errors import NgsiError
+from dosi.ngsi.model import Entity
+
+DEFAULT_TENANT = ""
+
+# Receives the current entity (None if absent); returns the new one, None to
+# delete, or the very same object for "no change". Raises NgsiError to refuse.
+Mutation = Callable[[Entity | None], Entity | None]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One committed change, for history and subscriptions."""
+
+    id: str
+    before: Entity | None
+    after: Entity | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one mutation of a batch: a change, no change, or an error."""
+
+    id: str
+    change: Change | None = None
+    error: NgsiError | None = None
+
+
+@dataclass(frozen=True)
+class Prefilter:
+    """What an index can answer. Every field narrows; None means no constraint."""
+
+    ids: frozenset[str] | None = None
+    types: frozenset[str] | None = None  # entity has at least one of these (expanded) types
+    bbox: tuple[float, float, float, float] | None = None  # minx, miny, maxx, maxy
+    geo_property: str | None = None  # expanded GeoProperty the bbox applies to
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A query: prefilter, exact predicate, order and page."""
+
+    prefilter: Prefilter = field(default_factory=Prefilter)
+    predicate: Callable[[Entity], bool] | None = None
+    order_key: Callable[[Entity], float] | None = None  # e.g. distance for georel=near
+    offset: int = 0
+    limit: int = 20
+    count: bool = False
+
+
+@dataclass(frozen=True)
+class Page:
+    entities: list[Entity]
+    total: int | None  # set when Selection.count
+
+
+@dataclass(frozen=True)
+class AttributeStat:
+    """How many entities of `entity_type` carry `attribute` as `attribute_type`."""
+
+    entity_type: str
+    attribute: str
+    attribute_type: str
+    count: int
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def tenant_exists(self, tenant: str) -> bool: ...
+
+    async def tenants(self) -> list[str]: ...
+
+    async def get(self, tenant: str, entity_id: str) -> Entity | None: ...
+
+    async def apply(self, tenant: str, ops: Sequence[tuple[str, Mutation]]) -> list[Outcome]:
+        """Run mutations in order, in one transaction; acknowledged means committed."""
+        ...
+
+    async def select(self, tenant: str, selection: Selection) -> Page: ...
+
+    async def attribute_stats(self, tenant: str) -> list[AttributeStat]:
+        """Per (type, attribute, attribute type) entity counts; attribute "" counts the type."""
+        ...
+
+    async def kv_put(self, namespace: str, key: str, value: bytes) -> None: ...
+
+    async def kv_delete(self, namespace: str, key: str) -> None: ...
+
+    async def kv_items(self, namespace: str) -> list[tuple[str, bytes]]: ...

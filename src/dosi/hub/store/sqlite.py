@@ -1,0 +1,375 @@
+"""The embedded SQLite backend: one database file per tenant, WAL, group commit.
+
+All writes go through one writer thread that batches whatever is queued into
+a single transaction (group commit) and resolves each caller only after the
+COMMIT, so "acknowledged" always means "on disk". Reads run on a small
+thread pool with per-thread connections, which WAL lets proceed alongside
+the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import queue
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from dosi.hub.store.base import (
+    DEFAULT_TENANT,
+    AttributeStat,
+    Change,
+    Mutation,
+    Outcome,
+    Page,
+    Selection,
+)
+from dosi.hub.store.rows import stat_delta
+from dosi.hub.store.sqlite_schema import WritePlan, connect, create_schema
+from dosi.ngsi.errors import BadRequestData, InternalError, NgsiError, NonexistentTenant
+from dosi.ngsi.model import Entity
+
+T = TypeVar("T")
+_TENANT_NAME = re.compile(r"^[A-Za-z0-9_.:/\-]{1,128}$")
+_MAX_GROUP = 512
+_ID_CHUNK = 500
+
+
+class _Job:
+    __slots__ = ("fn", "future", "tenant")
+
+    def __init__(self, tenant: str, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        self.tenant = tenant
+        self.fn = fn
+        self.future: Future[Any] = Future()
+
+
+class SqliteStore:
+    """`Store` on SQLite files under `data_dir`."""
+
+    def __init__(self, data_dir: Path, *, durable: bool = False, readers: int = 4) -> None:
+        self._dir = Path(data_dir)
+        self._durable = durable
+        self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="dosi-read")
+        self._local = threading.local()
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_conns: dict[str, sqlite3.Connection] = {}
+        self._tenant_files: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------
+    async def open(self) -> None:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        (self._dir / "tenants").mkdir(exist_ok=True)
+        main = connect(str(self._dir / "dosi.sqlite"), durable=self._durable)
+        create_schema(main)
+        main.execute(
+            "CREATE TABLE IF NOT EXISTS tenants(name TEXT PRIMARY KEY, file TEXT NOT NULL)"
+        )
+        for name, file in main.execute("SELECT name, file FROM tenants"):
+            self._tenant_files[name] = file
+        self._tenant_files[DEFAULT_TENANT] = "dosi.sqlite"
+        self._writer_conns[DEFAULT_TENANT] = main
+        self._writer = threading.Thread(target=self._write_loop, name="dosi-write", daemon=True)
+        self._writer.start()
+
+    async def close(self) -> None:
+        """Finish every queued write, then close (graceful shutdown loses nothing)."""
+        if self._writer is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(self._writer.join)
+            self._writer = None
+        self._readers.shutdown(wait=True)
+        for conn in self._writer_conns.values():
+            conn.close()
+        self._writer_conns.clear()
+
+    # -- tenants ---------------------------------------------------------
+    async def tenant_exists(self, tenant: str) -> bool:
+        return tenant in self._tenant_files
+
+    async def tenants(self) -> list[str]:
+        return sorted(t for t in self._tenant_files if t != DEFAULT_TENANT)
+
+    def _path(self, tenant: str) -> str:
+        file = self._tenant_files.get(tenant)
+        if file is None:
+            raise NonexistentTenant(f"tenant {tenant!r} does not exist")
+        return str(self._dir / file)
+
+    def _writer_conn(self, tenant: str) -> sqlite3.Connection:
+        conn = self._writer_conns.get(tenant)
+        if conn is not None:
+            return conn
+        if tenant not in self._tenant_files:
+            self._create_tenant(tenant)
+        conn = connect(self._path(tenant), durable=self._durable)
+        create_schema(conn)
+        self._writer_conns[tenant] = conn
+        return conn
+
+    def _create_tenant(self, tenant: str) -> None:
+        if not _TENANT_NAME.match(tenant):
+            raise BadRequestData(f"tenant name {tenant!r} is not allowed")
+        main = self._writer_conns[DEFAULT_TENANT]
+        file = f"tenants/t{len(self._tenant_files):06d}.sqlite"
+        main.execute("INSERT INTO tenants(name, file) VALUES(?, ?)", (tenant, file))
+        with self._lock:
+            self._tenant_files[tenant] = file
+
+    # -- writes ----------------------------------------------------------
+    async def apply(self, tenant: str, ops: Sequence[tuple[str, Mutation]]) -> list[Outcome]:
+        if not ops:
+            return []
+        result: list[Outcome] = await self._submit(tenant, lambda conn: _apply_ops(conn, ops))
+        return result
+
+    async def _submit(self, tenant: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            raise InternalError("the store is closed")
+        job = _Job(tenant, fn)
+        self._queue.put(job)
+        return await asyncio.wrap_future(job.future)  # type: ignore[no-any-return]
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            jobs = [first]
+            stop = False
+            while len(jobs) < _MAX_GROUP:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                jobs.append(nxt)
+            by_tenant: dict[str, list[_Job]] = {}
+            for job in jobs:
+                by_tenant.setdefault(job.tenant, []).append(job)
+            for tenant, group in by_tenant.items():
+                self._run_group(tenant, group)
+            if stop:
+                return
+
+    def _run_group(self, tenant: str, group: list[_Job]) -> None:
+        try:
+            conn = self._writer_conn(tenant)
+            # The tenant registry row lives in the main database: commit it first.
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:  # an unusable tenant fails its jobs, not the loop
+            for job in group:
+                job.future.set_exception(_as_ngsi(exc))
+            return
+        results: list[tuple[_Job, Any, BaseException | None]] = []
+        for job in group:
+            conn.execute("SAVEPOINT job")
+            try:
+                value = job.fn(conn)
+                conn.execute("RELEASE job")
+                results.append((job, value, None))
+            except BaseException as exc:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                results.append((job, None, exc))
+        try:
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            conn.execute("ROLLBACK")
+            for job, _, _ in results:
+                job.future.set_exception(_as_ngsi(exc))
+            return
+        for job, value, error in results:
+            if error is None:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(_as_ngsi(error))
+
+    # -- reads -----------------------------------------------------------
+    def _reader(self, tenant: str) -> sqlite3.Connection:
+        conns: dict[str, sqlite3.Connection] | None = getattr(self._local, "conns", None)
+        if conns is None:
+            conns = self._local.conns = {}
+        conn = conns.get(tenant)
+        if conn is None:
+            conn = conns[tenant] = connect(self._path(tenant), readonly=True)
+        return conn
+
+    async def _read(self, tenant: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        self._path(tenant)  # NonexistentTenant before any thread hop
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, lambda: fn(self._reader(tenant)))
+
+    async def get(self, tenant: str, entity_id: str) -> Entity | None:
+        def run(conn: sqlite3.Connection) -> Entity | None:
+            row = conn.execute("SELECT doc FROM entities WHERE id=?", (entity_id,)).fetchone()
+            return orjson.loads(row[0]) if row else None
+
+        return await self._read(tenant, run)
+
+    async def select(self, tenant: str, selection: Selection) -> Page:
+        return await self._read(tenant, lambda conn: _select(conn, selection))
+
+    async def attribute_stats(self, tenant: str) -> list[AttributeStat]:
+        def run(conn: sqlite3.Connection) -> list[AttributeStat]:
+            rows = conn.execute("SELECT type, attr, attr_type, n FROM attr_stats WHERE n > 0")
+            return [AttributeStat(*row) for row in rows]
+
+        return await self._read(tenant, run)
+
+    # -- key/value for hub metadata (hosted contexts, ...) ----------------
+    async def kv_put(self, namespace: str, key: str, value: bytes) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO kv(ns, key, value) VALUES(?,?,?) "
+                "ON CONFLICT(ns, key) DO UPDATE SET value=excluded.value",
+                (namespace, key, value),
+            )
+
+        await self._submit(DEFAULT_TENANT, run)
+
+    async def kv_delete(self, namespace: str, key: str) -> None:
+        await self._submit(
+            DEFAULT_TENANT,
+            lambda conn: conn.execute("DELETE FROM kv WHERE ns=? AND key=?", (namespace, key)),
+        )
+
+    async def kv_items(self, namespace: str) -> list[tuple[str, bytes]]:
+        def run(conn: sqlite3.Connection) -> list[tuple[str, bytes]]:
+            rows = conn.execute("SELECT key, value FROM kv WHERE ns=? ORDER BY key", (namespace,))
+            return [(str(k), bytes(v)) for k, v in rows]
+
+        return await self._read(DEFAULT_TENANT, run)
+
+
+def _as_ngsi(exc: BaseException) -> BaseException:
+    if isinstance(exc, NgsiError):
+        return exc
+    return InternalError(f"storage failure: {type(exc).__name__}: {exc}")
+
+
+def _load_current(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, tuple[int, Entity]]:
+    current: dict[str, tuple[int, Entity]] = {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), _ID_CHUNK):
+        chunk = unique[start : start + _ID_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for rid, eid, doc in conn.execute(
+            f"SELECT rid, id, doc FROM entities WHERE id IN ({marks})", chunk
+        ):
+            current[eid] = (rid, orjson.loads(doc))
+    return current
+
+
+def _apply_ops(conn: sqlite3.Connection, ops: Sequence[tuple[str, Mutation]]) -> list[Outcome]:
+    """Run mutations against the current rows, then write each entity's final state."""
+    original = _load_current(conn, [eid for eid, _ in ops])
+    state: dict[str, Entity | None] = {eid: ent for eid, (_, ent) in original.items()}
+    outcomes: list[Outcome] = []
+    for eid, mutation in ops:
+        before = state.get(eid)
+        try:
+            after = mutation(before)
+        except NgsiError as exc:
+            outcomes.append(Outcome(eid, error=exc))
+            continue
+        if after is before:
+            outcomes.append(Outcome(eid))
+            continue
+        state[eid] = after
+        outcomes.append(Outcome(eid, change=Change(eid, before, after)))
+    plan = WritePlan()
+    next_rid = int(conn.execute("SELECT coalesce(max(rid), 0) FROM entities").fetchone()[0]) + 1
+    for eid, final in state.items():
+        known = original.get(eid)
+        start = known[1] if known else None
+        if final is start:
+            continue
+        stat_delta(start, final, plan.stats)
+        if known is None:
+            if final is not None:
+                plan.insert(next_rid, final)
+                next_rid += 1
+        elif final is None:
+            plan.delete(known[0])
+        else:
+            plan.update(known[0], known[1], final)
+    plan.flush(conn)
+    return outcomes
+
+
+def _candidates(conn: sqlite3.Connection, selection: Selection) -> Iterator[Entity]:
+    pre = selection.prefilter
+    where: list[str] = []
+    args: list[Any] = []
+    if pre.bbox is not None:
+        minx, miny, maxx, maxy = pre.bbox
+        source = "geo g JOIN geo_keys k ON k.gid = g.gid JOIN entities e ON e.rid = k.rid"
+        where += ["g.minx <= ?", "g.maxx >= ?", "g.miny <= ?", "g.maxy >= ?"]
+        args += [maxx, minx, maxy, miny]
+        if pre.geo_property is not None:
+            where.append("k.prop = ?")
+            args.append(pre.geo_property)
+        columns = "DISTINCT e.rid, e.doc"
+    else:
+        source = "entities e"
+        columns = "e.rid, e.doc"
+    if pre.ids is not None:
+        ids = sorted(pre.ids)
+        if not ids:
+            return
+        where.append(f"e.id IN ({','.join('?' * len(ids))})")
+        args += ids
+    if pre.types is not None:
+        types = sorted(pre.types)
+        if not types:
+            return
+        marks = ",".join("?" * len(types))
+        where.append(
+            f"(e.type IN ({marks}) OR e.rid IN (SELECT rid FROM extra_types WHERE type IN ({marks})))"
+        )
+        args += types + types
+    sql = f"SELECT {columns} FROM {source}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY e.rid"
+    for _, doc in conn.execute(sql, args):
+        yield orjson.loads(doc)
+
+
+def _select(conn: sqlite3.Connection, selection: Selection) -> Page:
+    predicate = selection.predicate
+    matches = (e for e in _candidates(conn, selection) if predicate is None or predicate(e))
+    if selection.order_key is not None:
+        key = selection.order_key
+        if selection.count:
+            ordered = sorted(matches, key=key)
+            total: int | None = len(ordered)
+            page = ordered[selection.offset : selection.offset + selection.limit]
+        else:
+            page = heapq.nsmallest(selection.offset + selection.limit, matches, key=key)
+            page = page[selection.offset :]
+            total = None
+        return Page(page, total)
+    end = selection.offset + selection.limit
+    if not selection.count:
+        return Page(list(itertools.islice(matches, selection.offset, end)), None)
+    page_list: list[Entity] = []
+    total = 0
+    for entity in matches:
+        if selection.offset <= total < end:
+            page_list.append(entity)
+        total += 1
+    return Page(page_list, total)
