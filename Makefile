@@ -1,0 +1,43 @@
+# dosi: `make demo` to try it, `make test` for every check CI runs.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+# Lint only the trees that exist (git keeps no empty folders).
+CODE := $(wildcard src tests bench)
+
+.PHONY: demo test bench fmt clean
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/dosi demo
+
+test: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check $(CODE)
+	$(VENV)/bin/ruff format --check $(CODE)
+	$(VENV)/bin/mypy
+	$(PY) -m pytest
+
+# Every bench/*_bench.py script, one after another (e.g. make bench BENCH_ARGS=--quick).
+BENCH_ARGS ?=
+bench: $(VENV)/.installed-dev
+	@set -e; for script in $(wildcard bench/*_bench.py); do \
+		echo "== $$script $(BENCH_ARGS)"; $(PY) $$script $(BENCH_ARGS); done
+
+fmt: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check --fix $(CODE)
+	$(VENV)/bin/ruff format $(CODE)
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	find src tests -name __pycache__ -type d -prune -exec rm -rf {} +
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Stamps: reinstall only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed

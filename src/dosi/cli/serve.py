@@ -1,0 +1,166 @@
+"""Run the hub under uvicorn: check the data dir, claim the port, serve until a signal.
+
+The port is bound here, before uvicorn starts, and the socket handed over, so a
+busy port is a clear one-line error instead of a uvicorn traceback, and there
+is no window for another process to take the port in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import signal
+import socket
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+from rich.console import Console
+
+from dosi.cli.errors import CliError
+
+OnReady = Callable[[str], Awaitable[None]]
+"""Called with the hub's local base URL once it accepts requests."""
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8700
+    data: Path = Path(".dosi")
+    log_level: str = "info"
+
+
+def prepare_data_dir(path: Path) -> Path:
+    """Create the data dir and prove it writable; a real write, since root ignores modes."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise CliError(
+            f"data directory {str(path)!r} is not writable: {exc.strerror or exc}"
+        ) from None
+    return path
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind and listen on host:port (SO_REUSEADDR, like uvicorn) or explain why not."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise CliError(f"cannot listen on host {host!r}: {exc.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(socket.SOMAXCONN)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CliError(
+                f"port {port} on {host} is already in use (another hub?); choose one with --port"
+            ) from None
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def local_url(host: str, port: int) -> str:
+    """A URL a local client can reach, even when listening on a wildcard address."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def announce(url: str) -> None:
+    """`dosi up`'s ready line (uvicorn prints none when handed a socket)."""
+    Console(soft_wrap=True).print(
+        f"dosi hub: NGSI-LD API at {url}/ngsi-ld/v1, health at {url}/health (Ctrl-C stops it)",
+        highlight=False,
+    )
+
+
+def serve(options: ServeOptions, on_ready: OnReady = announce) -> int:
+    """Serve until SIGINT/SIGTERM; 0 after a graceful shutdown."""
+    data_dir = prepare_data_dir(options.data)
+    sock = bind_socket(options.host, options.port)
+    try:
+        port = int(sock.getsockname()[1])  # the real one when --port 0
+        from dosi.hub.app import configure_logging, create_app
+        from dosi.hub.settings import HubSettings
+
+        configure_logging(options.log_level)
+        settings = HubSettings(
+            data_dir=data_dir, host=options.host, port=port, log_level=options.log_level
+        )
+        config = uvicorn.Config(
+            create_app(settings),
+            host=options.host,
+            port=port,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",  # a hub whose storage fails to open must not serve
+            log_level=options.log_level,
+            access_log=False,  # the hub logs its own structured request lines
+            timeout_graceful_shutdown=10,
+        )
+        server = uvicorn.Server(config)
+        with _signals_stop(server), asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(_serve(server, sock, local_url(options.host, port), on_ready))
+    finally:
+        sock.close()
+    return 0
+
+
+async def _serve(server: uvicorn.Server, sock: socket.socket, url: str, on_ready: OnReady) -> None:
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    failure: Exception | None = None
+    # uvicorn exposes readiness only as a flag, so poll it briefly.
+    while not server.started and not task.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    if server.started:
+        try:
+            await on_ready(url)
+        except Exception as exc:
+            failure = exc
+            server.should_exit = True
+    await task
+    if failure is not None:
+        raise CliError(str(failure) or type(failure).__name__) from None
+
+
+@contextmanager
+def _signals_stop(server: uvicorn.Server) -> Iterator[None]:
+    """Make SIGINT/SIGTERM mean "shut down, exit 0" outside uvicorn's own handling too.
+
+    uvicorn handles both while serving, then re-raises the signal it caught once
+    it has restored the previous handlers; with the defaults that would end the
+    process by SIGTERM or a KeyboardInterrupt traceback after a clean shutdown.
+    """
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # e.g. Windows: plain asyncio
+        return None
+    return uvloop.new_event_loop
