@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,11 +32,22 @@ from dosi.ngsi.errors import (
 )
 
 log = logging.getLogger("dosi.hub")
+# Request ids: unique per process start, cheap (uuid4 costs a syscall per request).
+_ID_PREFIX = os.urandom(4).hex()
+_ID_COUNTER = itertools.count(1)
 access_log = logging.getLogger("dosi.access")
 
 
 def create_app(settings: HubSettings | None = None) -> Starlette:
     settings = settings or HubSettings()
+    pending: set[asyncio.Task[None]] = set()
+
+    def context_changed(event: str, record: dict[str, Any]) -> None:
+        # Hosted and implicitly created contexts must survive a restart.
+        task = asyncio.get_running_loop().create_task(contexts.persist_hosted(state))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
     state = HubState(
         settings=settings,
         store=SqliteStore(settings.data_dir),
@@ -42,6 +55,8 @@ def create_app(settings: HubSettings | None = None) -> Starlette:
             fetch_timeout_s=settings.context_fetch_timeout_s,
             max_bytes=settings.max_context_bytes,
             cache_size=settings.context_cache_size,
+            on_change=context_changed,
+            base_url=settings.base_url,
         ),
     )
 
@@ -55,6 +70,8 @@ def create_app(settings: HubSettings | None = None) -> Starlette:
         finally:
             # Uvicorn stops accepting and drains in-flight requests before this runs;
             # closing the store then commits every queued write.
+            if pending:
+                await asyncio.gather(*pending)
             await state.store.close()
             log.info("hub stopped")
 
@@ -115,7 +132,7 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        request_id = _header(scope, b"x-request-id") or f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
         status = 500
 
         async def send_with_id(message: Message) -> None:

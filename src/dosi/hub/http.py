@@ -208,7 +208,9 @@ def entity_response(
         media = JSON_LD
     else:
         url = call.state.contexts.url_for(call.ctx, call.state.settings.base_url)
-        out_headers["Link"] = f"<{url}>; {LINK_REL}"
+        context_link = f"<{url}>; {LINK_REL}"
+        paging = out_headers.get("Link")
+        out_headers["Link"] = f"{context_link}, {paging}" if paging else context_link
         media = call.accept
     if call.tenant:
         out_headers["NGSILD-Tenant"] = call.tenant

@@ -45,8 +45,8 @@ class Metrics:
         for (method, route), row in sorted(self.latency.items()):
             labels = f'method="{method}",route="{route}"'
             cumulative = 0.0
-            for bound, n in zip(BUCKETS, row, strict=False):
-                cumulative += n
+            for bound, count in zip(BUCKETS, row, strict=False):
+                cumulative += count
                 lines.append(
                     f'dosi_http_request_duration_seconds_bucket{{{labels},le="{bound}"}} {cumulative:g}'
                 )

@@ -14,7 +14,7 @@ import re2
 
 from dosi.hub.store.base import Prefilter, Selection
 from dosi.ngsi.context import Context
-from dosi.ngsi.errors import BadRequestData
+from dosi.ngsi.errors import BadRequestData, TooManyResults
 from dosi.ngsi.geo import GeoQuery, parse_geoquery
 from dosi.ngsi.model import ENTITY_RESERVED, LOCATION, Entity
 from dosi.ngsi.qlang import compile_q
@@ -253,7 +253,7 @@ def page_params(params: Mapping[str, Any], *, default: int, maximum: int) -> tup
     if limit == 0 and not count:
         raise BadRequestData("limit=0 is only allowed together with count=true")
     if limit > maximum:
-        raise BadRequestData(f"limit must not exceed {maximum} (the hub's maximum page size)")
+        raise TooManyResults(f"limit must not exceed {maximum} (the hub's maximum page size)")
     return limit, offset, count
 
 
@@ -275,7 +275,7 @@ def _boolean(value: Any, name: str) -> bool:
     if isinstance(value, bool):
         return value
     if value in ("true", "false"):
-        return value == "true"
+        return bool(value == "true")
     raise BadRequestData(f"{name} must be true or false, got {value!r}")
 
 

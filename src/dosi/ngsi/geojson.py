@@ -60,6 +60,10 @@ def _check_position(pos: object, path: str) -> None:
     if not isinstance(pos, list | tuple):
         raise _bad(path, "must be a position [longitude, latitude(, altitude)]")
     for i, item in enumerate(pos):
+        kind = type(item)
+        # Fast path for plain numbers; the message (and its f-string) only on failure.
+        if kind is int or (kind is float and math.isfinite(item)):
+            continue
         _check_number(item, f"{path}[{i}]")
     if len(pos) not in (2, 3):
         raise _bad(path, f"must have 2 or 3 numbers, got {len(pos)}")

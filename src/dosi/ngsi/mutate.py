@@ -8,11 +8,13 @@ Inputs are never modified: every function returns a fresh entity.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from dosi.ngsi.errors import BadRequestData, ResourceNotFound
 from dosi.ngsi.model import ENTITY_RESERVED, INSTANCE_RESERVED, VALUE_KEY, Entity, Instance
+from dosi.ngsi.parse import NULL_MARK
 
 
 @dataclass
@@ -46,7 +48,7 @@ def add_types(entity: Entity, types: list[str]) -> None:
 
 def append_attributes(
     old: Entity,
-    attrs: dict[str, list[Instance] | None],
+    attrs: Mapping[str, list[Instance] | None],
     now: str,
     *,
     types: list[str] | None = None,
@@ -87,20 +89,28 @@ def update_attributes(
     entity = _shallow_copy(old)
     report = UpdateReport()
     for name, instances in attrs.items():
-        if instances is None:
-            continue
         existing = list(entity.get(name, []))
+        if instances is None:  # "NGSI-LD Null": delete the attribute
+            if existing:
+                del entity[name]
+                report.updated.append(name)
+            else:
+                report.not_updated.append((name, "attribute not found"))
+            continue
         touched = False
         for inst in instances:
             index = _find_instance(existing, inst.get("datasetId"))
             if index is None:
                 reason = "attribute not found" if not existing else "datasetId not found"
                 report.not_updated.append((name, reason))
+            elif NULL_MARK in inst:
+                del existing[index]
+                touched = True
             else:
                 existing[index] = _keep_created(existing[index], inst)
                 touched = True
         if touched:
-            entity[name] = existing
+            _set_or_drop(entity, name, existing)
             report.updated.append(name)
     _touch(entity, now, changed=bool(report.updated))
     return entity, report
@@ -121,11 +131,13 @@ def partial_update_attribute(
                 f"attribute {name} of {old['id']} has no instance with datasetId "
                 f"{inst.get('datasetId') or '(default)'}"
             )
-        if replace:
+        if NULL_MARK in inst:
+            del existing[index]
+        elif replace:
             existing[index] = _keep_created(existing[index], inst)
         else:
             existing[index] = merge_instance(existing[index], inst, now)
-    entity[name] = existing
+    _set_or_drop(entity, name, existing)
     _touch(entity, now, changed=True)
     return entity
 
@@ -171,11 +183,14 @@ def merge_entity(
         existing = list(entity.get(name, []))
         for inst in instances:
             index = _find_instance(existing, inst.get("datasetId"))
-            if index is None:
+            if NULL_MARK in inst:
+                if index is not None:
+                    del existing[index]
+            elif index is None:
                 existing.append(_drop_nulls(inst))
             else:
                 existing[index] = merge_instance(existing[index], inst, now)
-        entity[name] = existing
+        _set_or_drop(entity, name, existing)
     if types:
         add_types(entity, types)
     if scope is not None:
@@ -186,8 +201,8 @@ def merge_entity(
 
 def merge_instance(old: Instance, patch: Instance, now: str) -> Instance:
     """Merge one attribute instance: members in the patch win, null sub-attributes go."""
-    new_type = patch.get("type", old.get("type", "Property"))
-    old_type = old.get("type", "Property")
+    old_type: str = old.get("type", "Property")
+    new_type: str = patch.get("type", old_type)
     if new_type != old_type and VALUE_KEY[new_type] not in patch:
         raise BadRequestData(
             f"changing an attribute from {old_type} to {new_type} needs a new value"
@@ -206,6 +221,13 @@ def merge_instance(old: Instance, patch: Instance, now: str) -> Instance:
             out[key] = value
     out["modifiedAt"] = now
     return out
+
+
+def _set_or_drop(entity: Entity, name: str, instances: list[Instance]) -> None:
+    if instances:
+        entity[name] = instances
+    else:
+        entity.pop(name, None)
 
 
 def _drop_nulls(inst: Instance) -> Instance:

@@ -27,6 +27,9 @@ from dosi.ngsi.values import (
 )
 
 NGSI_NULL = "urn:ngsi-ld:null"
+# In a parsed update or merge, an instance carrying this key deletes the stored
+# instance with the same datasetId (clause 5.5.8: "NGSI-LD Null" means delete).
+NULL_MARK = "@null"
 _GEO_TYPES = frozenset(
     {"Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon"}
 )
@@ -112,17 +115,21 @@ def parse_attributes(
     body: dict[str, Any], ctx: Expander, *, now: str, allow_null: bool = False
 ) -> dict[str, Any]:
     attrs: dict[str, Any] = {}
+    expand = ctx.expand
     for name, raw in body.items():
         if name in ENTITY_RESERVED:
             continue
-        require_name(name, "attribute name")
-        iri = ctx.expand(name)
+        iri = expand(require_name(name, "attribute name"))
         if iri in attrs:
             raise BadRequestData(f"attribute {name!r} is given twice")
-        if allow_null and _is_null(raw):
-            attrs[iri] = None
-            continue
-        attrs[iri] = parse_attribute(name, raw, ctx, now=now, allow_null=allow_null)
+        if _is_null(raw):
+            if not allow_null:
+                raise BadRequestData(f"attribute {name!r} must not be null here")
+            attrs[iri] = _null_marks(name, raw)
+        elif type(raw) is dict:  # the common case: one instance
+            attrs[iri] = [parse_instance(name, raw, ctx, now=now, depth=0, allow_null=allow_null)]
+        else:
+            attrs[iri] = parse_attribute(name, raw, ctx, now=now, allow_null=allow_null)
     return attrs
 
 
@@ -146,22 +153,44 @@ def parse_attribute(
     return instances
 
 
+def _null_marks(name: str, raw: Any) -> list[Instance] | None:
+    """None deletes the whole attribute; marks delete the instances they name."""
+    if isinstance(raw, dict) and "datasetId" in raw:
+        return [
+            {NULL_MARK: True, "datasetId": require_uri(raw["datasetId"], f"datasetId of {name!r}")}
+        ]
+    return None
+
+
 def parse_instance(
     name: str, raw: Any, ctx: Expander, *, now: str, depth: int, allow_null: bool = False
 ) -> Instance:
     if depth > MAX_NESTING:
         raise BadRequestData(f"attribute {name!r} nests sub-attributes too deeply")
-    if raw is None:
-        raise BadRequestData(f"attribute {name!r} must not be null")
-    if not isinstance(raw, dict) or not _looks_like_instance(raw):
+    if depth == 0 and _is_null(raw):
+        # Only reached inside an array of instances: each null names one instance.
+        if not allow_null:
+            raise BadRequestData(f"attribute {name!r} must not be null here")
+        mark: Instance = {NULL_MARK: True}
+        if isinstance(raw, dict) and "datasetId" in raw:
+            mark["datasetId"] = require_uri(raw["datasetId"], f"datasetId of {name!r}")
+        return mark
+    if type(raw) is not dict:
+        if raw is None:
+            raise BadRequestData(f"attribute {name!r} must not be null")
         return _concise_value(name, raw)
     attr_type = raw.get("type")
     if attr_type is None:
+        if not any(key in raw for key, _ in _CONCISE_KEYS):
+            return _concise_value(name, raw)
         attr_type = _infer_type(raw)
-    if attr_type not in ATTRIBUTE_TYPES:
-        raise BadRequestData(f"attribute {name!r} has unknown type {attr_type!r}")
+    elif attr_type not in ATTRIBUTE_TYPES:
+        return _concise_value(name, raw)
     inst: Instance = {"type": attr_type}
-    _parse_value(name, attr_type, raw, inst, ctx)
+    if attr_type == "Property" and raw.get("value") is not None:
+        inst["value"] = raw["value"]  # the hot path: nothing to check in a plain value
+    else:
+        _parse_value(name, attr_type, raw, inst, ctx)
     inst["createdAt"] = now
     _parse_members(name, raw, inst, ctx, now=now, depth=depth, allow_null=allow_null)
     return inst
@@ -171,6 +200,11 @@ def parse_instance_patch(name: str, raw: Any, ctx: Expander, *, now: str) -> Ins
     """A partial attribute update (clause 5.6.4): every member optional, null removes."""
     if not isinstance(raw, dict) or not raw:
         raise BadRequestData(f"the update of {name!r} must be a non-empty JSON object")
+    if _is_null(raw):
+        mark: Instance = {NULL_MARK: True}
+        if "datasetId" in raw:
+            mark["datasetId"] = require_uri(raw["datasetId"], f"datasetId of {name!r}")
+        return mark
     inst: Instance = {}
     if "type" in raw or any(key in raw for key, _ in _CONCISE_KEYS):
         attr_type = raw.get("type") or _infer_type(raw)
@@ -193,29 +227,30 @@ def _parse_members(
     depth: int,
     allow_null: bool,
 ) -> None:
-    """Metadata and sub-attributes of one instance."""
-    if "datasetId" in raw:
-        inst["datasetId"] = require_uri(raw["datasetId"], f"datasetId of {name!r}")
-    if "observedAt" in raw:
-        inst["observedAt"] = require_datetime(raw["observedAt"], f"observedAt of {name!r}")
-    if "unitCode" in raw:
-        if not isinstance(raw["unitCode"], str) or not raw["unitCode"]:
-            raise BadRequestData(f"unitCode of {name!r} must be a non-empty string")
-        inst["unitCode"] = raw["unitCode"]
-    if inst.get("type") == "Relationship" and "objectType" in raw:
-        inst["objectType"] = _expand_names(raw["objectType"], ctx, f"objectType of {name!r}")
-    inst["modifiedAt"] = now
+    """Metadata and sub-attributes of one instance, in one pass over its members."""
     for key, sub in raw.items():
         if key in INSTANCE_RESERVED:
+            if key == "observedAt":
+                inst[key] = require_datetime(sub, f"observedAt of {name!r}")
+            elif key == "datasetId":
+                inst[key] = require_uri(sub, f"datasetId of {name!r}")
+            elif key == "unitCode":
+                if not isinstance(sub, str) or not sub:
+                    raise BadRequestData(f"unitCode of {name!r} must be a non-empty string")
+                inst[key] = sub
+            elif key == "objectType" and inst.get("type") == "Relationship":
+                inst[key] = _expand_names(sub, ctx, f"objectType of {name!r}")
             continue
-        require_name(key, f"sub-attribute of {name!r}")
-        sub_iri = ctx.expand(key)
-        if allow_null and _is_null(sub):
+        sub_iri = ctx.expand(require_name(key, f"sub-attribute of {name!r}"))
+        if _is_null(sub):
+            if not allow_null:
+                raise BadRequestData(f"sub-attribute {key!r} of {name!r} must not be null here")
             inst[sub_iri] = None
-            continue
-        inst[sub_iri] = parse_instance(
-            key, sub, ctx, now=now, depth=depth + 1, allow_null=allow_null
-        )
+        else:
+            inst[sub_iri] = parse_instance(
+                key, sub, ctx, now=now, depth=depth + 1, allow_null=allow_null
+            )
+    inst["modifiedAt"] = now
 
 
 def _parse_value(
@@ -309,9 +344,19 @@ def _is_geometry(value: Any) -> bool:
 
 
 def _is_null(raw: Any) -> bool:
+    """JSON null or "NGSI-LD Null" in any attribute shape (clause 5.2.1)."""
     if raw is None or raw == NGSI_NULL:
         return True
     if isinstance(raw, dict) and _looks_like_instance(raw):
-        key = VALUE_KEY.get(raw.get("type") or _infer_type(raw), "value")
-        return key in raw and (raw[key] is None or raw[key] == NGSI_NULL)
+        attr_type = raw.get("type") or _infer_type(raw)
+        key = VALUE_KEY.get(attr_type, "value")
+        if key not in raw:
+            return False
+        value = raw[key]
+        if value is None or value == NGSI_NULL:
+            return True
+        if attr_type == "LanguageProperty" and isinstance(value, dict):
+            return value == {"@none": NGSI_NULL}
+        if attr_type in ("ListProperty", "ListRelationship") and isinstance(value, list):
+            return value == [NGSI_NULL]
     return False

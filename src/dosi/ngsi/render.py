@@ -19,6 +19,9 @@ CONCISE = "concise"
 SIMPLIFIED = "simplified"
 _SYSTEM = ("createdAt", "modifiedAt")
 _META = ("datasetId", "observedAt", "unitCode")
+_WRAPPED_IN_SIMPLIFIED = frozenset(
+    {"LanguageProperty", "VocabProperty", "ListProperty", "ListRelationship", "JsonProperty"}
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,20 @@ def render_entity(entity: Entity, ctx: Expander, view: View) -> dict[str, Any]:
         chosen = _select_instances(instances, view.dataset_ids)
         if not chosen:
             continue
-        rendered = [_render_instance(inst, ctx, view) for inst in chosen]
-        out[ctx.compact(key)] = rendered[0] if len(rendered) == 1 else rendered
+        name = ctx.compact(key)
+        if len(chosen) == 1:
+            out[name] = _render_instance(chosen[0], ctx, view)
+        elif view.form == SIMPLIFIED:
+            # Clause 4.5.4: instances keyed by datasetId, the default one under "@none".
+            out[name] = {
+                "dataset": {
+                    inst.get("datasetId", "@none"): _render_instance(inst, ctx, view)
+                    for inst in chosen
+                }
+            }
+        else:
+            # Inside an array every instance stays an object, so concise round-trips.
+            out[name] = [_render_instance(inst, ctx, view, bare=False) for inst in chosen]
     if view.sys_attrs and view.form != SIMPLIFIED:
         for key in _SYSTEM:
             if key in entity:
@@ -77,12 +92,15 @@ def _select_instances(
     return [inst for inst in instances if inst.get("datasetId") in dataset_ids]
 
 
-def _render_instance(inst: Instance, ctx: Expander, view: View) -> Any:
+def _render_instance(inst: Instance, ctx: Expander, view: View, *, bare: bool = True) -> Any:
     attr_type = inst["type"]
     value = _compact_value(inst, ctx)
     if view.form == SIMPLIFIED:
         if attr_type == "LanguageProperty" and view.lang is not None:
             return pick_language(inst["languageMap"], view.lang)[0]
+        if attr_type in _WRAPPED_IN_SIMPLIFIED:
+            # Clause 4.5.4: these keep their key so the kind survives simplification.
+            return {VALUE_KEY[attr_type]: value}
         return value
     out: dict[str, Any] = {}
     if attr_type == "LanguageProperty" and view.lang is not None:
@@ -106,17 +124,18 @@ def _render_instance(inst: Instance, ctx: Expander, view: View) -> Any:
         if key not in INSTANCE_RESERVED:
             out[ctx.compact(key)] = _render_instance(sub, ctx, view)
     if view.form == CONCISE:
-        return _concise(out)
+        return _concise(out, bare=bare)
     return out
 
 
-def _concise(out: dict[str, Any]) -> Any:
-    """Drop what concise form leaves implicit; a bare Property becomes its value."""
+def _concise(out: dict[str, Any], *, bare: bool) -> Any:
+    """Drop what concise form leaves implicit; a lone bare Property becomes its value."""
     attr_type = out.pop("type")
-    if attr_type == "Property" and len(out) == 1 and not _needs_wrapper(out["value"]):
-        return out["value"]
-    if attr_type == "GeoProperty" and len(out) == 1:
-        return out["value"]
+    if bare and len(out) == 1:
+        if attr_type == "Property" and not _needs_wrapper(out["value"]):
+            return out["value"]
+        if attr_type == "GeoProperty":
+            return out["value"]
     return out
 
 

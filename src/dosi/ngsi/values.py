@@ -36,12 +36,21 @@ def require_uri(value: Any, what: str) -> str:
     return str(value)
 
 
+_VALID_NAMES: set[str] = set()
+_VALID_NAMES_MAX = 65_536
+
+
 def require_name(value: Any, what: str) -> str:
     """An attribute name or entity type as written by a client (a term or an IRI)."""
+    if value in _VALID_NAMES:  # names repeat across entities: check each once
+        return str(value)
     if not isinstance(value, str) or not value:
         raise BadRequestData(f"{what} must be a non-empty string, got {_short(value)}")
     if len(value) > MAX_NAME_LENGTH or _FORBIDDEN_NAME_CHARS.search(value):
         raise BadRequestData(f"{what} {_short(value)} contains forbidden characters")
+    if len(_VALID_NAMES) >= _VALID_NAMES_MAX:
+        _VALID_NAMES.clear()
+    _VALID_NAMES.add(value)
     return value
 
 

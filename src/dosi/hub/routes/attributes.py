@@ -64,7 +64,7 @@ async def update_attrs(request: Request) -> Response:
     call, body = await begin_with_body(request)
     entity_id = path_id(request)
     now = now_iso()
-    _, attrs, _ = parse_fragment(body, call.ctx, now=now)
+    _, attrs, _ = parse_fragment(body, call.ctx, now=now, allow_null=True)
     report = UpdateReport()
 
     def update(old: Entity | None) -> Entity:

@@ -9,7 +9,8 @@ from starlette.routing import Route
 
 from dosi.hub.http import JSON_LD, json_response, read_body, state_of
 from dosi.hub.state import HubState
-from dosi.ngsi.errors import BadRequestData
+from dosi.ngsi.context_cache import HOSTED_KINDS
+from dosi.ngsi.errors import BadRequestData, ResourceNotFound
 
 BASE = "/ngsi-ld/v1/jsonldContexts"
 KV_NAMESPACE = "jsonldContexts"
@@ -32,7 +33,6 @@ async def add_context(request: Request) -> Response:
     if not isinstance(body, dict) or "@context" not in body:
         raise BadRequestData("a context to host must be a JSON object with an @context member")
     info = state.contexts.host(body)
-    await persist_hosted(state)
     url = f"{state.settings.base_url}{BASE}/{info.local_id}"
     return Response(status_code=201, headers={"Location": url})
 
@@ -54,9 +54,13 @@ async def serve_context(request: Request) -> Response:
     state = state_of(request)
     context_id = request.path_params["contextId"]
     details = request.query_params.get("details") == "true"
-    info, document = state.contexts.get(context_id)
+    info, document = state.contexts.get(context_id, count_hit=not details)
     if details:
         return json_response(info.to_json(details=True, base_url=state.settings.base_url))
+    is_core = bool((info.extra_info or {}).get("core"))
+    if info.kind not in HOSTED_KINDS and not is_core:
+        # Clause 5.13.4: a cached copy of someone else's context is not ours to serve.
+        raise ResourceNotFound(f"@context {context_id} is cached, not hosted: ask for details=true")
     return Response(orjson.dumps(document), media_type=JSON_LD)
 
 
@@ -65,7 +69,6 @@ async def delete_context(request: Request) -> Response:
     context_id = request.path_params["contextId"]
     reload = request.query_params.get("reload") == "true"
     await state.contexts.delete(context_id, reload=reload)
-    await persist_hosted(state)
     return Response(status_code=204)
 
 

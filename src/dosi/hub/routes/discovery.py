@@ -35,6 +35,8 @@ async def list_types(request: Request) -> Response:
     stats = await _stats(call)
     attrs_by_type: defaultdict[str, set[str]] = defaultdict(set)
     for s in stats:
+        if not s.entity_type:
+            continue
         if s.attribute:
             attrs_by_type[s.entity_type].add(s.attribute)
         else:
@@ -89,14 +91,12 @@ async def type_info(request: Request) -> Response:
 
 
 def _attribute_summary(call: Call, attr: str, stats: list[AttributeStat]) -> dict[str, Any]:
-    mine = [s for s in stats if s.attribute == attr]
+    mine = [s for s in stats if s.attribute == attr and s.entity_type]
     return {
         "id": attr,
         "type": "Attribute",
         "attributeName": call.ctx.compact(attr),
-        # An entity with two attribute types for one name is counted once per type;
-        # exact per-entity counts would need a scan, this stays O(1) per type.
-        "attributeCount": sum(s.count for s in mine),
+        "attributeCount": sum(s.count for s in stats if s.attribute == attr and not s.entity_type),
         "attributeTypes": sorted({s.attribute_type for s in mine}),
         "typeNames": sorted({call.ctx.compact(s.entity_type) for s in mine}),
     }
@@ -105,7 +105,7 @@ def _attribute_summary(call: Call, attr: str, stats: list[AttributeStat]) -> dic
 async def list_attributes(request: Request) -> Response:
     call = await begin(request)
     stats = await _stats(call)
-    names = sorted({s.attribute for s in stats if s.attribute})
+    names = sorted({s.attribute for s in stats if s.attribute and not s.entity_type})
     if _details(request):
         data: Any = [_attribute_summary(call, a, stats) for a in names]
     else:
@@ -122,7 +122,7 @@ async def attribute_info(request: Request) -> Response:
     name = require_name(request.path_params["attr"], "attribute name")
     iri = call.ctx.expand(name)
     stats = await _stats(call)
-    if not any(s.attribute == iri for s in stats):
+    if not any(s.attribute == iri and not s.entity_type for s in stats):
         raise ResourceNotFound(f"no entity has an attribute {name}")
     return entity_response(call, _attribute_summary(call, iri, stats))
 

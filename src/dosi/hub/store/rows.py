@@ -27,12 +27,18 @@ def geo_entries(entity: Entity) -> list[GeoEntry]:
 
 
 def stat_keys(entity: Entity) -> set[tuple[str, str, str]]:
-    """(type, attribute, attribute type) triples; ("T", "", "") counts the entity itself."""
+    """What discovery counts, as (type, attribute, attribute type) triples.
+
+    ("T", "", "") counts entities of type T; ("T", a, k) those of type T with
+    attribute a of kind k; ("", a, "") entities with attribute a whatever their
+    types, so that an entity with two types is counted once per attribute.
+    """
     keys: set[tuple[str, str, str]] = set()
     attr_types: set[tuple[str, str]] = set()
     for key, instances in entity.items():
         if key in ENTITY_RESERVED:
             continue
+        keys.add(("", key, ""))
         for inst in instances:
             attr_types.add((key, inst.get("type", "Property")))
     for entity_type in entity.get("type", ()):

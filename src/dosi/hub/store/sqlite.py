@@ -33,13 +33,14 @@ from dosi.hub.store.base import (
     Selection,
 )
 from dosi.hub.store.rows import stat_delta
-from dosi.hub.store.sqlite_schema import WritePlan, connect, create_schema
+from dosi.hub.store.sqlite_schema import GEO_SLOTS, WritePlan, connect, create_schema
 from dosi.ngsi.errors import BadRequestData, InternalError, NgsiError, NonexistentTenant
 from dosi.ngsi.model import Entity
 
 T = TypeVar("T")
 _TENANT_NAME = re.compile(r"^[A-Za-z0-9_.:/\-]{1,128}$")
 _MAX_GROUP = 512
+CHECKPOINT_INTERVAL_S = 0.5
 _ID_CHUNK = 500
 
 
@@ -65,12 +66,15 @@ class SqliteStore:
         self._writer_conns: dict[str, sqlite3.Connection] = {}
         self._tenant_files: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._dirty: set[str] = set()
+        self._stopping = threading.Event()
+        self._checkpointer: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------
     async def open(self) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
         (self._dir / "tenants").mkdir(exist_ok=True)
-        main = connect(str(self._dir / "dosi.sqlite"), durable=self._durable)
+        main = connect(str(self._dir / "dosi.sqlite"), durable=self._durable, writer=True)
         create_schema(main)
         main.execute(
             "CREATE TABLE IF NOT EXISTS tenants(name TEXT PRIMARY KEY, file TEXT NOT NULL)"
@@ -81,6 +85,11 @@ class SqliteStore:
         self._writer_conns[DEFAULT_TENANT] = main
         self._writer = threading.Thread(target=self._write_loop, name="dosi-write", daemon=True)
         self._writer.start()
+        self._stopping.clear()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="dosi-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
 
     async def close(self) -> None:
         """Finish every queued write, then close (graceful shutdown loses nothing)."""
@@ -88,6 +97,12 @@ class SqliteStore:
             self._queue.put(None)
             await asyncio.to_thread(self._writer.join)
             self._writer = None
+        if self._checkpointer is not None:
+            self._stopping.set()
+            await asyncio.to_thread(self._checkpointer.join)
+            self._checkpointer = None
+        for conn in self._writer_conns.values():
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._readers.shutdown(wait=True)
         for conn in self._writer_conns.values():
             conn.close()
@@ -112,7 +127,7 @@ class SqliteStore:
             return conn
         if tenant not in self._tenant_files:
             self._create_tenant(tenant)
-        conn = connect(self._path(tenant), durable=self._durable)
+        conn = connect(self._path(tenant), durable=self._durable, writer=True)
         create_schema(conn)
         self._writer_conns[tenant] = conn
         return conn
@@ -191,11 +206,29 @@ class SqliteStore:
             for job, _, _ in results:
                 job.future.set_exception(_as_ngsi(exc))
             return
+        with self._lock:
+            self._dirty.add(tenant)
         for job, value, error in results:
             if error is None:
                 job.future.set_result(value)
             else:
                 job.future.set_exception(_as_ngsi(error))
+
+    def _checkpoint_loop(self) -> None:
+        """Copy the WAL back into the database off the writer's path (PASSIVE never blocks it)."""
+        conns: dict[str, sqlite3.Connection] = {}
+        try:
+            while not self._stopping.wait(CHECKPOINT_INTERVAL_S):
+                with self._lock:
+                    dirty, self._dirty = self._dirty, set()
+                for tenant in dirty:
+                    conn = conns.get(tenant)
+                    if conn is None:
+                        conn = conns[tenant] = connect(self._path(tenant))
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            for conn in conns.values():
+                conn.close()
 
     # -- reads -----------------------------------------------------------
     def _reader(self, tenant: str) -> sqlite3.Connection:
@@ -303,7 +336,7 @@ def _apply_ops(conn: sqlite3.Connection, ops: Sequence[tuple[str, Mutation]]) ->
                 plan.insert(next_rid, final)
                 next_rid += 1
         elif final is None:
-            plan.delete(known[0])
+            plan.delete(known[0], known[1])
         else:
             plan.update(known[0], known[1], final)
     plan.flush(conn)
@@ -315,17 +348,19 @@ def _candidates(conn: sqlite3.Connection, selection: Selection) -> Iterator[Enti
     where: list[str] = []
     args: list[Any] = []
     if pre.bbox is not None:
+        # CROSS JOIN pins the join order: the R*Tree drives, the type check only filters.
         minx, miny, maxx, maxy = pre.bbox
-        source = "geo g JOIN geo_keys k ON k.gid = g.gid JOIN entities e ON e.rid = k.rid"
+        source = "geo g CROSS JOIN entities e"
         where += ["g.minx <= ?", "g.maxx >= ?", "g.miny <= ?", "g.maxy >= ?"]
         args += [maxx, minx, maxy, miny]
+        where.append(f"e.rid = g.gid / {GEO_SLOTS}")
         if pre.geo_property is not None:
-            where.append("k.prop = ?")
+            where.append("g.prop = ?")
             args.append(pre.geo_property)
-        columns = "DISTINCT e.rid, e.doc"
+        type_column = "+e.type"
     else:
         source = "entities e"
-        columns = "e.rid, e.doc"
+        type_column = "e.type"
     if pre.ids is not None:
         ids = sorted(pre.ids)
         if not ids:
@@ -338,14 +373,21 @@ def _candidates(conn: sqlite3.Connection, selection: Selection) -> Iterator[Enti
             return
         marks = ",".join("?" * len(types))
         where.append(
-            f"(e.type IN ({marks}) OR e.rid IN (SELECT rid FROM extra_types WHERE type IN ({marks})))"
+            f"({type_column} IN ({marks}) OR "
+            f"e.rid IN (SELECT rid FROM extra_types WHERE type IN ({marks})))"
         )
         args += types + types
-    sql = f"SELECT {columns} FROM {source}"
+    sql = f"SELECT e.rid, e.doc FROM {source}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY e.rid"
-    for _, doc in conn.execute(sql, args):
+    seen: set[int] = set()
+    for rid, doc in conn.execute(sql, args):
+        if pre.bbox is not None:
+            # An entity with several geometries in the box comes once.
+            if rid in seen:
+                continue
+            seen.add(rid)
         yield orjson.loads(doc)
 
 

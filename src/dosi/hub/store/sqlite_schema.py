@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
 from dosi.hub.store.rows import GeoEntry, geo_entries
+from dosi.ngsi.errors import BadRequestData
 
 SCHEMA_VERSION = 1
+GEO_SLOTS = 64  # GeoProperty instances one entity may carry
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -36,10 +37,9 @@ DDL = (
     """CREATE TABLE IF NOT EXISTS extra_types(
         type TEXT NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY(type, rid)) WITHOUT ROWID""",
     """CREATE INDEX IF NOT EXISTS extra_types_rid ON extra_types(rid)""",
-    """CREATE TABLE IF NOT EXISTS geo_keys(
-        gid INTEGER PRIMARY KEY, rid INTEGER NOT NULL, prop TEXT NOT NULL)""",
-    """CREATE INDEX IF NOT EXISTS geo_keys_rid ON geo_keys(rid)""",
-    """CREATE VIRTUAL TABLE IF NOT EXISTS geo USING rtree(gid, minx, maxx, miny, maxy)""",
+    # One R*Tree row per GeoProperty instance; gid = rid * GEO_SLOTS + n, so the rows
+    # of an entity are found by rowid without a side table.
+    """CREATE VIRTUAL TABLE IF NOT EXISTS geo USING rtree(gid, minx, maxx, miny, maxy, +prop)""",
     """CREATE TABLE IF NOT EXISTS attr_stats(
         type TEXT NOT NULL, attr TEXT NOT NULL, attr_type TEXT NOT NULL, n INTEGER NOT NULL,
         PRIMARY KEY(type, attr, attr_type)) WITHOUT ROWID""",
@@ -49,10 +49,15 @@ DDL = (
 )
 
 
-def connect(path: str, *, durable: bool = False, readonly: bool = False) -> sqlite3.Connection:
+def connect(
+    path: str, *, durable: bool = False, readonly: bool = False, writer: bool = False
+) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     for pragma in PRAGMAS:
         conn.execute(pragma)
+    if writer:
+        # The store's checkpoint thread does this work; the writer only appends to the WAL.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
     if durable:
         conn.execute("PRAGMA synchronous=FULL")
     if readonly:
@@ -84,15 +89,15 @@ class WritePlan:
         self.deletes: list[tuple[int]] = []
         self.type_drops: list[tuple[int]] = []
         self.type_adds: list[tuple[str, int]] = []
-        self.geo_drops: list[int] = []
-        self.geo_adds: list[tuple[int, GeoEntry]] = []
+        self.geo_drops: list[tuple[int]] = []
+        self.geo_adds: list[tuple[int, float, float, float, float, str]] = []
         self.stats: Counter[Any] = Counter()
 
     def insert(self, rid: int, entity: dict[str, Any]) -> None:
         types = entity["type"]
         self.inserts.append((rid, entity["id"], types[0], orjson.dumps(entity)))
         self.type_adds.extend((t, rid) for t in types[1:])
-        self.geo_adds.extend((rid, entry) for entry in geo_entries(entity))
+        self._add_geo(rid, geo_entries(entity))
 
     def update(self, rid: int, before: dict[str, Any], after: dict[str, Any]) -> None:
         types = after["type"]
@@ -101,14 +106,27 @@ class WritePlan:
             self.type_drops.append((rid,))
             self.type_adds.extend((t, rid) for t in types[1:])
         new_geo = geo_entries(after)
-        if new_geo != geo_entries(before):
-            self.geo_drops.append(rid)
-            self.geo_adds.extend((rid, entry) for entry in new_geo)
+        old_geo = geo_entries(before)
+        if new_geo != old_geo:
+            self._drop_geo(rid, len(old_geo))
+            self._add_geo(rid, new_geo)
 
-    def delete(self, rid: int) -> None:
+    def delete(self, rid: int, before: dict[str, Any]) -> None:
         self.deletes.append((rid,))
-        self.type_drops.append((rid,))
-        self.geo_drops.append(rid)
+        if len(before["type"]) > 1:
+            self.type_drops.append((rid,))
+        self._drop_geo(rid, len(geo_entries(before)))
+
+    def _add_geo(self, rid: int, entries: list[GeoEntry]) -> None:
+        if len(entries) > GEO_SLOTS:
+            raise BadRequestData(f"an entity carries at most {GEO_SLOTS} GeoProperty instances")
+        base = rid * GEO_SLOTS
+        for n, (prop, (minx, miny, maxx, maxy)) in enumerate(entries):
+            self.geo_adds.append((base + n, minx, maxx, miny, maxy, prop))
+
+    def _drop_geo(self, rid: int, count: int) -> None:
+        base = rid * GEO_SLOTS
+        self.geo_drops.extend((base + n,) for n in range(count))
 
     def flush(self, conn: sqlite3.Connection) -> None:
         if self.deletes:
@@ -116,7 +134,7 @@ class WritePlan:
         if self.type_drops:
             conn.executemany("DELETE FROM extra_types WHERE rid=?", self.type_drops)
         if self.geo_drops:
-            _drop_geo(conn, self.geo_drops)
+            conn.executemany("DELETE FROM geo WHERE gid=?", self.geo_drops)
         if self.inserts:
             conn.executemany(
                 "INSERT INTO entities(rid, id, type, doc) VALUES(?,?,?,?)", self.inserts
@@ -128,7 +146,10 @@ class WritePlan:
                 "INSERT OR IGNORE INTO extra_types(type, rid) VALUES(?,?)", self.type_adds
             )
         if self.geo_adds:
-            _add_geo(conn, self.geo_adds)
+            conn.executemany(
+                "INSERT INTO geo(gid, minx, maxx, miny, maxy, prop) VALUES(?,?,?,?,?,?)",
+                self.geo_adds,
+            )
         self._flush_stats(conn)
 
     def _flush_stats(self, conn: sqlite3.Connection) -> None:
@@ -141,25 +162,3 @@ class WritePlan:
             rows,
         )
         conn.execute("DELETE FROM attr_stats WHERE n <= 0")
-
-
-def _drop_geo(conn: sqlite3.Connection, rids: Iterable[int]) -> None:
-    gids: list[tuple[int]] = []
-    for rid in rids:
-        gids.extend(conn.execute("SELECT gid FROM geo_keys WHERE rid=?", (rid,)).fetchall())
-    if gids:
-        conn.executemany("DELETE FROM geo WHERE gid=?", gids)
-        conn.executemany("DELETE FROM geo_keys WHERE gid=?", gids)
-
-
-def _add_geo(conn: sqlite3.Connection, adds: list[tuple[int, GeoEntry]]) -> None:
-    row = conn.execute("SELECT coalesce(max(gid), 0) FROM geo_keys").fetchone()
-    next_gid = int(row[0]) + 1
-    keys: list[tuple[int, int, str]] = []
-    boxes: list[tuple[int, float, float, float, float]] = []
-    for rid, (prop, (minx, miny, maxx, maxy)) in adds:
-        keys.append((next_gid, rid, prop))
-        boxes.append((next_gid, minx, maxx, miny, maxy))
-        next_gid += 1
-    conn.executemany("INSERT INTO geo_keys(gid, rid, prop) VALUES(?,?,?)", keys)
-    conn.executemany("INSERT INTO geo(gid, minx, maxx, miny, maxy) VALUES(?,?,?,?,?)", boxes)
