@@ -13,7 +13,7 @@ from dosi.hub.settings import HubSettings
 
 BASE = "/ngsi-ld/v1"
 CORE_LINK = (
-    '<https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld>; '
+    "<https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld>; "
     'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
 )
 

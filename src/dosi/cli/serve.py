@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import signal
 import socket
 import tempfile
@@ -89,6 +90,15 @@ async def announce(url: str) -> None:
     )
 
 
+def tune_gc() -> None:
+    """Fewer, cheaper collections: a batch of 1,000 entities allocates ~30,000 dicts,
+    and the default gen-0 threshold (700) would scan the heap dozens of times per batch.
+    Objects alive at start-up (modules, contexts) are frozen out of every scan."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def serve(options: ServeOptions, on_ready: OnReady = announce) -> int:
     """Serve until SIGINT/SIGTERM; 0 after a graceful shutdown."""
     data_dir = prepare_data_dir(options.data)
@@ -99,6 +109,7 @@ def serve(options: ServeOptions, on_ready: OnReady = announce) -> int:
         from dosi.hub.settings import HubSettings
 
         configure_logging(options.log_level)
+        tune_gc()
         settings = HubSettings(
             data_dir=data_dir, host=options.host, port=port, log_level=options.log_level
         )

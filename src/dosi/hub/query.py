@@ -97,9 +97,6 @@ class EntityFilter:
         if self.scope is not None:
             scope = self.scope
             checks.append(lambda e: bool(scope.matches(e.get("scope", ()))))
-        if self.q is not None:
-            q = self.q
-            checks.append(lambda e: bool(q.matches(e)))
         if self.geo is not None:
             geo, prop = self.geo, self.geo_property
             checks.append(
@@ -108,10 +105,17 @@ class EntityFilter:
                     for inst in e.get(prop, ())
                 )
             )
+        # q last: the checks above are cheaper and reject more.
+        if self.q is not None:
+            q = self.q
+            checks.append(lambda e: bool(q.matches(e)))
         if not checks:
             return None
         if len(checks) == 1:
             return checks[0]
+        if len(checks) == 2:
+            first, second = checks
+            return lambda e: first(e) and second(e)
         return lambda e: all(check(e) for check in checks)
 
     def identity_check(self) -> Callable[[Entity], bool]:

@@ -111,18 +111,17 @@ def _render_instance(inst: Instance, ctx: Expander, view: View, *, bare: bool = 
     else:
         out["type"] = attr_type
         out[VALUE_KEY[attr_type]] = value
-    if "objectType" in inst:
-        out["objectType"] = _compact_names(inst["objectType"], ctx)
-    for key in _META:
-        if key in inst:
-            out[key] = inst[key]
-    if view.sys_attrs:
-        for key in _SYSTEM:
-            if key in inst:
-                out[key] = inst[key]
-    for key, sub in inst.items():
-        if key not in INSTANCE_RESERVED:
-            out[ctx.compact(key)] = _render_instance(sub, ctx, view)
+    # One pass over the members (this runs for every attribute of every result).
+    for key, member in inst.items():
+        if key in INSTANCE_RESERVED:
+            if key in _META:
+                out[key] = member
+            elif key == "objectType":
+                out[key] = _compact_names(member, ctx)
+            elif view.sys_attrs and key in _SYSTEM:
+                out[key] = member
+        else:
+            out[ctx.compact(key)] = _render_instance(member, ctx, view)
     if view.form == CONCISE:
         return _concise(out, bare=bare)
     return out

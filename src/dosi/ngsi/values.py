@@ -11,7 +11,8 @@ from dosi.ngsi.errors import BadRequestData
 # RFC 3986 scheme followed by ':' and no whitespace or characters NGSI-LD forbids in ids.
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]*$")
 # Clause 4.6.2: characters not allowed in attribute names and entity types.
-_FORBIDDEN_NAME_CHARS = re.compile(r"[\s<>\"'=;()&?\\]")
+# Control characters are never part of a name; "@" starts JSON-LD keywords.
+_FORBIDDEN_NAME_CHARS = re.compile(r"[\x00-\x1f\x7f\s<>\"'=;()&?\\]")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$")
 
 MAX_NAME_LENGTH = 512
@@ -42,11 +43,11 @@ _VALID_NAMES_MAX = 65_536
 
 def require_name(value: Any, what: str) -> str:
     """An attribute name or entity type as written by a client (a term or an IRI)."""
-    if value in _VALID_NAMES:  # names repeat across entities: check each once
-        return str(value)
     if not isinstance(value, str) or not value:
         raise BadRequestData(f"{what} must be a non-empty string, got {_short(value)}")
-    if len(value) > MAX_NAME_LENGTH or _FORBIDDEN_NAME_CHARS.search(value):
+    if value in _VALID_NAMES:  # names repeat across entities: check each once
+        return value
+    if len(value) > MAX_NAME_LENGTH or _FORBIDDEN_NAME_CHARS.search(value) or value.startswith("@"):
         raise BadRequestData(f"{what} {_short(value)} contains forbidden characters")
     if len(_VALID_NAMES) >= _VALID_NAMES_MAX:
         _VALID_NAMES.clear()

@@ -30,17 +30,19 @@ from dosi.hub.store.base import (
     Mutation,
     Outcome,
     Page,
+    Prefilter,
     Selection,
 )
 from dosi.hub.store.rows import stat_delta
 from dosi.hub.store.sqlite_schema import GEO_SLOTS, WritePlan, connect, create_schema
 from dosi.ngsi.errors import BadRequestData, InternalError, NgsiError, NonexistentTenant
-from dosi.ngsi.model import Entity
+from dosi.ngsi.model import LOCATION, Entity
 
 T = TypeVar("T")
 _TENANT_NAME = re.compile(r"^[A-Za-z0-9_.:/\-]{1,128}$")
 _MAX_GROUP = 512
 CHECKPOINT_INTERVAL_S = 0.5
+INLINE_CANDIDATES = 2_000  # reads bounded by this many index hits run on the event loop
 _ID_CHUNK = 500
 
 
@@ -240,8 +242,17 @@ class SqliteStore:
             conn = conns[tenant] = connect(self._path(tenant), readonly=True)
         return conn
 
-    async def _read(self, tenant: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _read(
+        self, tenant: str, fn: Callable[[sqlite3.Connection], T], *, inline: bool = False
+    ) -> T:
+        """Run a read on the pool, or right here when it is known to be small.
+
+        A thread hop costs more than a key lookup, and reader threads doing Python
+        work fight the event loop for the GIL, so bounded reads stay inline.
+        """
         self._path(tenant)  # NonexistentTenant before any thread hop
+        if inline:
+            return fn(self._reader(tenant))
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, lambda: fn(self._reader(tenant)))
 
@@ -250,10 +261,30 @@ class SqliteStore:
             row = conn.execute("SELECT doc FROM entities WHERE id=?", (entity_id,)).fetchone()
             return orjson.loads(row[0]) if row else None
 
-        return await self._read(tenant, run)
+        return await self._read(tenant, run, inline=True)
 
     async def select(self, tenant: str, selection: Selection) -> Page:
-        return await self._read(tenant, lambda conn: _select(conn, selection))
+        small = self._is_small(tenant, selection.prefilter)
+        return await self._read(tenant, lambda conn: _select(conn, selection), inline=small)
+
+    def _is_small(self, tenant: str, pre: Prefilter) -> bool:
+        """At most INLINE_CANDIDATES rows can come out of the index (an R*Tree count is ~10 µs)."""
+        if pre.ids is not None:
+            return len(pre.ids) <= INLINE_CANDIDATES
+        if pre.bbox is None:
+            return False
+        tree = "geo_location" if pre.geo_property in (None, LOCATION) else "geo_other"
+        minx, miny, maxx, maxy = pre.bbox
+        row = (
+            self._reader(tenant)
+            .execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM {tree} WHERE minx <= ? AND maxx >= ? "
+                f"AND miny <= ? AND maxy >= ? LIMIT {INLINE_CANDIDATES + 1})",
+                (maxx, minx, maxy, miny),
+            )
+            .fetchone()
+        )
+        return int(row[0]) <= INLINE_CANDIDATES
 
     async def attribute_stats(self, tenant: str) -> list[AttributeStat]:
         def run(conn: sqlite3.Connection) -> list[AttributeStat]:
@@ -350,11 +381,12 @@ def _candidates(conn: sqlite3.Connection, selection: Selection) -> Iterator[Enti
     if pre.bbox is not None:
         # CROSS JOIN pins the join order: the R*Tree drives, the type check only filters.
         minx, miny, maxx, maxy = pre.bbox
-        source = "geo g CROSS JOIN entities e"
+        tree = "geo_location" if pre.geo_property in (None, LOCATION) else "geo_other"
+        source = f"{tree} g CROSS JOIN entities e"
         where += ["g.minx <= ?", "g.maxx >= ?", "g.miny <= ?", "g.maxy >= ?"]
         args += [maxx, minx, maxy, miny]
         where.append(f"e.rid = g.gid / {GEO_SLOTS}")
-        if pre.geo_property is not None:
+        if tree == "geo_other":
             where.append("g.prop = ?")
             args.append(pre.geo_property)
         type_column = "+e.type"
