@@ -40,7 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
             "--data", type=Path, default=Path(".dosi"), help="data directory (default ./.dosi)"
         )
         command.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+        if name == "up":
+            command.add_argument(
+                "--workers",
+                type=_workers,
+                default=1,
+                help="worker processes sharing the port (default 1)",
+            )
     return parser
+
+
+def _workers(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of workers: {text!r}") from None
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError(f"workers must be 1-64, got {count}")
+    return count
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,7 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here so `dosi --version` and usage errors stay instant.
     from dosi.cli.serve import ServeOptions, serve
 
-    options = ServeOptions(host=args.host, port=args.port, data=args.data, log_level=args.log_level)
+    options = ServeOptions(
+        host=args.host,
+        port=args.port,
+        data=args.data,
+        log_level=args.log_level,
+        workers=getattr(args, "workers", 1),
+    )
     try:
         if args.command == "demo":
             from dosi.cli.demo import seed_and_announce

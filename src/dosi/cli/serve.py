@@ -8,10 +8,13 @@ is no window for another process to take the port in between.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import gc
+import os
 import signal
 import socket
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +37,7 @@ class ServeOptions:
     port: int = 8700
     data: Path = Path(".dosi")
     log_level: str = "info"
+    workers: int = 1
 
 
 def prepare_data_dir(path: Path) -> Path:
@@ -49,8 +53,12 @@ def prepare_data_dir(path: Path) -> Path:
     return path
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Bind and listen on host:port (SO_REUSEADDR, like uvicorn) or explain why not."""
+def bind_socket(host: str, port: int, *, listen: bool = True) -> socket.socket:
+    """Bind (and listen) on host:port (SO_REUSEADDR, like uvicorn) or explain why not.
+
+    Without `listen` the socket only reserves the port for worker processes,
+    which bind their own SO_REUSEPORT sockets beside it.
+    """
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -60,8 +68,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if not listen:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
-        sock.listen(socket.SOMAXCONN)
+        if listen:
+            sock.listen(socket.SOMAXCONN)
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
@@ -71,6 +82,16 @@ def bind_socket(host: str, port: int) -> socket.socket:
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.set_inheritable(True)
     return sock
+
+
+def reuseport_socket(template: socket.socket) -> socket.socket:
+    """A new listening socket on the same address as `template`, with SO_REUSEPORT."""
+    own = socket.socket(template.family, template.type, template.proto)
+    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    own.bind(template.getsockname()[:2])
+    own.listen(socket.SOMAXCONN)
+    return own
 
 
 def local_url(host: str, port: int) -> str:
@@ -102,34 +123,113 @@ def tune_gc() -> None:
 def serve(options: ServeOptions, on_ready: OnReady = announce) -> int:
     """Serve until SIGINT/SIGTERM; 0 after a graceful shutdown."""
     data_dir = prepare_data_dir(options.data)
-    sock = bind_socket(options.host, options.port)
+    sock = bind_socket(options.host, options.port, listen=options.workers == 1)
     try:
         port = int(sock.getsockname()[1])  # the real one when --port 0
-        from dosi.hub.app import configure_logging, create_app
-        from dosi.hub.settings import HubSettings
-
-        configure_logging(options.log_level)
-        tune_gc()
-        settings = HubSettings(
-            data_dir=data_dir, host=options.host, port=port, log_level=options.log_level
-        )
-        config = uvicorn.Config(
-            create_app(settings),
-            host=options.host,
-            port=port,
-            loop="uvloop",
-            http="httptools",
-            lifespan="on",  # a hub whose storage fails to open must not serve
-            log_level=options.log_level,
-            access_log=False,  # the hub logs its own structured request lines
-            timeout_graceful_shutdown=10,
-        )
-        server = uvicorn.Server(config)
-        with _signals_stop(server), asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(_serve(server, sock, local_url(options.host, port), on_ready))
+        if options.workers > 1:
+            return _serve_workers(options, data_dir, sock, port, on_ready)
+        _serve_one(options, data_dir, sock, port, on_ready)
     finally:
         sock.close()
     return 0
+
+
+def _serve_one(
+    options: ServeOptions, data_dir: Path, sock: socket.socket, port: int, on_ready: OnReady
+) -> None:
+    from dosi.hub.app import configure_logging, create_app
+    from dosi.hub.settings import HubSettings
+
+    configure_logging(options.log_level)
+    tune_gc()
+    settings = HubSettings(
+        data_dir=data_dir, host=options.host, port=port, log_level=options.log_level
+    )
+    config = uvicorn.Config(
+        create_app(settings),
+        host=options.host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",  # a hub whose storage fails to open must not serve
+        log_level=options.log_level,
+        access_log=False,  # the hub logs its own structured request lines
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    with _signals_stop(server), asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(_serve(server, sock, local_url(options.host, port), on_ready))
+
+
+def _serve_workers(
+    options: ServeOptions, data_dir: Path, sock: socket.socket, port: int, on_ready: OnReady
+) -> int:
+    """N forked worker processes on one port; SQLite WAL keeps them consistent.
+
+    Each worker has its own writer thread; SQLite's file lock serialises their
+    transactions, so acknowledged writes stay acknowledged whichever worker took them.
+    """
+    children: list[int] = []
+    ready_read, ready_write = os.pipe()
+    for _ in range(options.workers):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 0
+            os.close(ready_read)
+
+            async def signal_ready(url: str) -> None:
+                os.write(ready_write, b".")  # the supervisor counts one per worker
+
+            try:
+                # Each worker listens on its own SO_REUSEPORT socket: the kernel then
+                # spreads connections evenly (one shared socket lets one worker win them all).
+                own = reuseport_socket(sock)
+                _serve_one(options, data_dir, own, port, signal_ready)
+            except BaseException as exc:
+                print(f"dosi: worker {os.getpid()} failed: {exc}", file=sys.stderr)
+                code = 1
+            finally:
+                os._exit(code)
+        children.append(pid)
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    os.close(ready_write)
+    failed = 0
+    try:
+        url = local_url(options.host, port)
+        if _wait_ready(ready_read, options.workers):
+
+            async def ready() -> None:
+                await on_ready(url)
+
+            asyncio.run(ready())
+        for child in children:
+            _, status = os.waitpid(child, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                failed += 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if failed:
+        raise CliError(f"{failed} of {options.workers} worker processes failed")
+    return 0
+
+
+def _wait_ready(ready: int, workers: int) -> bool:
+    """Announce only once every worker listens, so early clients spread over all of them."""
+    seen = 0
+    with os.fdopen(ready, "rb", buffering=0) as pipe:
+        while seen < workers:
+            chunk = pipe.read(workers - seen)
+            if not chunk:  # every worker has exited or closed its end
+                return False
+            seen += len(chunk)
+    return True
 
 
 async def _serve(server: uvicorn.Server, sock: socket.socket, url: str, on_ready: OnReady) -> None:

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dosi.hub import context_store
 from dosi.hub.http import problem_response
 from dosi.hub.routes import batch, contexts, discovery, entities, ops, resources
 from dosi.hub.settings import HubSettings
@@ -40,13 +41,14 @@ access_log = logging.getLogger("dosi.access")
 
 def create_app(settings: HubSettings | None = None) -> Starlette:
     settings = settings or HubSettings()
-    pending: set[asyncio.Task[None]] = set()
 
     def context_changed(event: str, record: dict[str, Any]) -> None:
         # Hosted and implicitly created contexts must survive a restart.
-        task = asyncio.get_running_loop().create_task(contexts.persist_hosted(state))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
+        task = asyncio.get_running_loop().create_task(
+            context_store.save_change(state, event, record)
+        )
+        state.pending.add(task)
+        task.add_done_callback(state.pending.discard)
 
     state = HubState(
         settings=settings,
@@ -63,15 +65,14 @@ def create_app(settings: HubSettings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await state.store.open()
-        await contexts.restore_hosted(state)
+        await context_store.restore(state)
         log.info("hub started", extra={"data_dir": str(settings.data_dir)})
         try:
             yield
         finally:
             # Uvicorn stops accepting and drains in-flight requests before this runs;
             # closing the store then commits every queued write.
-            if pending:
-                await asyncio.gather(*pending)
+            await state.settle()
             await state.store.close()
             log.info("hub stopped")
 

@@ -13,6 +13,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dosi.hub import context_store
 from dosi.hub.state import HubState
 from dosi.hub.store.base import DEFAULT_TENANT
 from dosi.ngsi.context import Context, parse_link_header
@@ -147,6 +148,7 @@ async def request_context(request: Request, body: Any = None, media: str = JSON)
             "@context in a body is only allowed with Content-Type application/ld+json"
         )
     url = parse_link_header(link) if link else None
+    await context_store.ensure_known(state, url)
     return await state.contexts.resolve(url)
 
 
@@ -194,10 +196,13 @@ async def begin_with_body(request: Request, *, allow_merge_patch: bool = False) 
     return Call(state, tenant, ctx, accept), body
 
 
-def entity_response(
+async def entity_response(
     call: Call, data: Any, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    """JSON with a Link header, or JSON-LD with @context inside each entity."""
+    """JSON with a Link header, or JSON-LD with @context inside each entity.
+
+    A Link to an implicitly created @context is only sent once that context is stored.
+    """
     out_headers = dict(headers or {})
     if call.accept == JSON_LD:
         context = call.ctx.source if call.ctx.source is not None else DEFAULT_CORE_CONTEXT
@@ -208,6 +213,7 @@ def entity_response(
         media = JSON_LD
     else:
         url = call.state.contexts.url_for(call.ctx, call.state.settings.base_url)
+        await call.state.settle()
         context_link = f"<{url}>; {LINK_REL}"
         paging = out_headers.get("Link")
         out_headers["Link"] = f"{context_link}, {paging}" if paging else context_link

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from dosi.hub.metrics import Metrics
@@ -16,3 +17,10 @@ class HubState:
     store: Store
     contexts: ContextResolver
     metrics: Metrics = field(default_factory=Metrics)
+    # Background writes (hosted @context records) not yet acknowledged by the store.
+    pending: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def settle(self) -> None:
+        """Wait for every background write started so far."""
+        while self.pending:
+            await asyncio.gather(*list(self.pending))

@@ -7,24 +7,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from dosi.hub import context_store
 from dosi.hub.http import JSON_LD, json_response, read_body, state_of
-from dosi.hub.state import HubState
 from dosi.ngsi.context_cache import HOSTED_KINDS
 from dosi.ngsi.errors import BadRequestData, ResourceNotFound
 
 BASE = "/ngsi-ld/v1/jsonldContexts"
-KV_NAMESPACE = "jsonldContexts"
-
-
-async def persist_hosted(state: HubState) -> None:
-    """Hosted contexts outlive restarts: mirror them into the store."""
-    await state.store.kv_put(KV_NAMESPACE, "hosted", orjson.dumps(state.contexts.export_hosted()))
-
-
-async def restore_hosted(state: HubState) -> None:
-    for key, value in await state.store.kv_items(KV_NAMESPACE):
-        if key == "hosted":
-            state.contexts.import_hosted(orjson.loads(value))
 
 
 async def add_context(request: Request) -> Response:
@@ -33,12 +21,14 @@ async def add_context(request: Request) -> Response:
     if not isinstance(body, dict) or "@context" not in body:
         raise BadRequestData("a context to host must be a JSON object with an @context member")
     info = state.contexts.host(body)
+    await state.settle()  # acknowledged means stored
     url = f"{state.settings.base_url}{BASE}/{info.local_id}"
     return Response(status_code=201, headers={"Location": url})
 
 
 async def list_contexts(request: Request) -> Response:
     state = state_of(request)
+    await context_store.restore(state)
     details = request.query_params.get("details") == "true"
     kind = request.query_params.get("kind")
     if kind is not None and kind not in ("Hosted", "Cached", "ImplicitlyCreated"):
@@ -53,6 +43,7 @@ async def list_contexts(request: Request) -> Response:
 async def serve_context(request: Request) -> Response:
     state = state_of(request)
     context_id = request.path_params["contextId"]
+    await context_store.ensure_known(state, context_id)
     details = request.query_params.get("details") == "true"
     info, document = state.contexts.get(context_id, count_hit=not details)
     if details:
@@ -67,8 +58,10 @@ async def serve_context(request: Request) -> Response:
 async def delete_context(request: Request) -> Response:
     state = state_of(request)
     context_id = request.path_params["contextId"]
+    await context_store.ensure_known(state, context_id)
     reload = request.query_params.get("reload") == "true"
     await state.contexts.delete(context_id, reload=reload)
+    await state.settle()
     return Response(status_code=204)
 
 

@@ -57,7 +57,7 @@ async def list_types(request: Request) -> Response:
             "type": "EntityTypeList",
             "typeList": sorted(call.ctx.compact(t) for t in attrs_by_type),
         }
-    return entity_response(call, data)
+    return await entity_response(call, data)
 
 
 async def type_info(request: Request) -> Response:
@@ -87,7 +87,7 @@ async def type_info(request: Request) -> Response:
             for attr, kinds in sorted(attr_types.items())
         ],
     }
-    return entity_response(call, data)
+    return await entity_response(call, data)
 
 
 def _attribute_summary(call: Call, attr: str, stats: list[AttributeStat]) -> dict[str, Any]:
@@ -114,7 +114,7 @@ async def list_attributes(request: Request) -> Response:
             "type": "AttributeList",
             "attributeList": sorted(call.ctx.compact(a) for a in names),
         }
-    return entity_response(call, data)
+    return await entity_response(call, data)
 
 
 async def attribute_info(request: Request) -> Response:
@@ -124,7 +124,7 @@ async def attribute_info(request: Request) -> Response:
     stats = await _stats(call)
     if not any(s.attribute == iri and not s.entity_type for s in stats):
         raise ResourceNotFound(f"no entity has an attribute {name}")
-    return entity_response(call, _attribute_summary(call, iri, stats))
+    return await entity_response(call, _attribute_summary(call, iri, stats))
 
 
 ROUTES = [

@@ -54,7 +54,7 @@ async def retrieve_entity(request: Request) -> Response:
         raise ResourceNotFound(f"entity {entity_id} does not exist")
     if attrs is not None and not any(a in entity for a in attrs):
         raise ResourceNotFound(f"entity {entity_id} has none of the requested attributes")
-    return entity_response(call, render_one(call, entity, view, params))
+    return await entity_response(call, render_one(call, entity, view, params))
 
 
 async def query_entities(request: Request) -> Response:
@@ -71,7 +71,7 @@ async def query_entities(request: Request) -> Response:
     if page.total is not None:
         headers["NGSILD-Results-Count"] = str(page.total)
     data = render_many(call, page.entities, view, params)
-    return entity_response(call, data, headers=headers)
+    return await entity_response(call, data, headers=headers)
 
 
 def page_links(request: Request, total: int | None, returned: int) -> dict[str, str]:

@@ -10,6 +10,7 @@ the writer.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import heapq
 import itertools
 import queue
@@ -21,8 +22,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
-
 from dosi.hub.store.base import (
     DEFAULT_TENANT,
     AttributeStat,
@@ -33,7 +32,7 @@ from dosi.hub.store.base import (
     Prefilter,
     Selection,
 )
-from dosi.hub.store.rows import stat_delta
+from dosi.hub.store.rows import stat_delta, unpack
 from dosi.hub.store.sqlite_schema import GEO_SLOTS, WritePlan, connect, create_schema
 from dosi.ngsi.errors import BadRequestData, InternalError, NgsiError, NonexistentTenant
 from dosi.ngsi.model import LOCATION, Entity
@@ -42,6 +41,7 @@ T = TypeVar("T")
 _TENANT_NAME = re.compile(r"^[A-Za-z0-9_.:/\-]{1,128}$")
 _MAX_GROUP = 512
 CHECKPOINT_INTERVAL_S = 0.5
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
 INLINE_CANDIDATES = 2_000  # reads bounded by this many index hits run on the event loop
 _ID_CHUNK = 500
 
@@ -112,13 +112,31 @@ class SqliteStore:
 
     # -- tenants ---------------------------------------------------------
     async def tenant_exists(self, tenant: str) -> bool:
-        return tenant in self._tenant_files
+        return self._tenant_file(tenant) is not None
 
     async def tenants(self) -> list[str]:
+        self._refresh_tenants()
         return sorted(t for t in self._tenant_files if t != DEFAULT_TENANT)
 
-    def _path(self, tenant: str) -> str:
+    def _tenant_file(self, tenant: str) -> str | None:
         file = self._tenant_files.get(tenant)
+        if file is None:
+            # Another worker process may have created it since we last looked.
+            self._refresh_tenants()
+            file = self._tenant_files.get(tenant)
+        return file
+
+    def _refresh_tenants(self) -> None:
+        conn = sqlite3.connect(str(self._dir / "dosi.sqlite"), timeout=10)
+        try:
+            rows = conn.execute("SELECT name, file FROM tenants").fetchall()
+        finally:
+            conn.close()
+        with self._lock:
+            self._tenant_files.update(rows)
+
+    def _path(self, tenant: str) -> str:
+        file = self._tenant_file(tenant)
         if file is None:
             raise NonexistentTenant(f"tenant {tenant!r} does not exist")
         return str(self._dir / file)
@@ -138,8 +156,9 @@ class SqliteStore:
         if not _TENANT_NAME.match(tenant):
             raise BadRequestData(f"tenant name {tenant!r} is not allowed")
         main = self._writer_conns[DEFAULT_TENANT]
-        file = f"tenants/t{len(self._tenant_files):06d}.sqlite"
-        main.execute("INSERT INTO tenants(name, file) VALUES(?, ?)", (tenant, file))
+        # Named by a hash of the tenant, so worker processes agree without coordination.
+        file = f"tenants/{hashlib.sha256(tenant.encode()).hexdigest()[:24]}.sqlite"
+        main.execute("INSERT OR IGNORE INTO tenants(name, file) VALUES(?, ?)", (tenant, file))
         with self._lock:
             self._tenant_files[tenant] = file
 
@@ -217,7 +236,13 @@ class SqliteStore:
                 job.future.set_exception(_as_ngsi(error))
 
     def _checkpoint_loop(self) -> None:
-        """Copy the WAL back into the database off the writer's path (PASSIVE never blocks it)."""
+        """Copy the WAL back into the database off the writer's path.
+
+        PASSIVE never blocks the writer, but under sustained writes it never
+        catches up either, and the WAL would grow without bound; past
+        WAL_LIMIT_BYTES a TRUNCATE checkpoint briefly holds the writer back
+        and resets the file.
+        """
         conns: dict[str, sqlite3.Connection] = {}
         try:
             while not self._stopping.wait(CHECKPOINT_INTERVAL_S):
@@ -227,7 +252,10 @@ class SqliteStore:
                     conn = conns.get(tenant)
                     if conn is None:
                         conn = conns[tenant] = connect(self._path(tenant))
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+                    if frames * page_size > WAL_LIMIT_BYTES:
+                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             for conn in conns.values():
                 conn.close()
@@ -259,7 +287,7 @@ class SqliteStore:
     async def get(self, tenant: str, entity_id: str) -> Entity | None:
         def run(conn: sqlite3.Connection) -> Entity | None:
             row = conn.execute("SELECT doc FROM entities WHERE id=?", (entity_id,)).fetchone()
-            return orjson.loads(row[0]) if row else None
+            return unpack(row[0]) if row else None
 
         return await self._read(tenant, run, inline=True)
 
@@ -333,7 +361,7 @@ def _load_current(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, tup
         for rid, eid, doc in conn.execute(
             f"SELECT rid, id, doc FROM entities WHERE id IN ({marks})", chunk
         ):
-            current[eid] = (rid, orjson.loads(doc))
+            current[eid] = (rid, unpack(doc))
     return current
 
 
@@ -420,7 +448,7 @@ def _candidates(conn: sqlite3.Connection, selection: Selection) -> Iterator[Enti
             if rid in seen:
                 continue
             seen.add(rid)
-        yield orjson.loads(doc)
+        yield unpack(doc)
 
 
 def _select(conn: sqlite3.Connection, selection: Selection) -> Page:

@@ -6,9 +6,7 @@ import sqlite3
 from collections import Counter
 from typing import Any
 
-import orjson
-
-from dosi.hub.store.rows import GeoEntry, geo_entries
+from dosi.hub.store.rows import GeoEntry, geo_entries, pack
 from dosi.ngsi.errors import BadRequestData
 from dosi.ngsi.model import LOCATION
 
@@ -22,7 +20,7 @@ PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
     "PRAGMA temp_store=MEMORY",
     "PRAGMA cache_size=-65536",
-    "PRAGMA mmap_size=268435456",
+    "PRAGMA mmap_size=17179869184",  # 16 GiB of address space: reads become memory loads
     "PRAGMA busy_timeout=10000",
 )
 
@@ -101,13 +99,13 @@ class WritePlan:
 
     def insert(self, rid: int, entity: dict[str, Any]) -> None:
         types = entity["type"]
-        self.inserts.append((rid, entity["id"], types[0], orjson.dumps(entity)))
+        self.inserts.append((rid, entity["id"], types[0], pack(entity)))
         self.type_adds.extend((t, rid) for t in types[1:])
         self._add_geo(rid, geo_entries(entity))
 
     def update(self, rid: int, before: dict[str, Any], after: dict[str, Any]) -> None:
         types = after["type"]
-        self.updates.append((types[0], orjson.dumps(after), rid))
+        self.updates.append((types[0], pack(after), rid))
         if types[1:] != before["type"][1:]:
             self.type_drops.append((rid,))
             self.type_adds.extend((t, rid) for t in types[1:])
