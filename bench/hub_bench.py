@@ -32,6 +32,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dosi.hub.store.rows import pack
 from dosi.ngsi.context import ContextResolver
 from dosi.ngsi.model import LOCATION
 from dosi.ngsi.parse import parse_entity
@@ -150,7 +151,7 @@ async def ingest(
             progress.advance(task)
             return batches[i]
 
-        return await run_load(HOST, hub.port, make, total=len(batches), concurrency=2)
+        return await run_load(HOST, hub.port, make, total=len(batches), concurrency=4)
 
 
 def reference_executemany(count: int, seed: int) -> tuple[float, float]:
@@ -167,7 +168,7 @@ def reference_executemany(count: int, seed: int) -> tuple[float, float]:
     boxes = []
     for i in range(count):
         entity = parse_entity(traffic_entity(i, rng), ctx, now=now)
-        rows.append((i + 1, entity["id"], entity["type"][0], orjson.dumps(entity)))
+        rows.append((i + 1, entity["id"], entity["type"][0], pack(entity)))
         lon, lat = entity[LOCATION][0]["value"]["coordinates"]
         boxes.append(((i + 1) * 64, lon, lon, lat, lat))
     rates = []

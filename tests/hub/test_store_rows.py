@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dosi.hub.store.rows import pack, stat_keys, unpack
+from dosi.hub.store.rows import expand_shapes, pack, stat_delta, stat_keys, unpack
 
 T0, T1, T2 = "2026-11-25T08:00:00.000000Z", "2026-11-25T09:00:00.000000Z", "2026-11-25T10:00:00Z"
 IRI = "https://uri.etsi.org/ngsi-ld/default-context/"
@@ -65,3 +66,15 @@ def test_stat_keys_count_each_attribute_once_per_entity() -> None:
     assert ("", IRI + "a", "") in keys
     assert {("A", IRI + "a", "Property"), ("B", IRI + "a", "Relationship")} <= keys
     assert ("A", "", "") in keys and ("B", "", "") in keys
+
+
+@given(entities())
+@settings(max_examples=100, deadline=None)
+def test_stat_delta_counts_exactly_the_stat_keys(entity: dict[str, Any]) -> None:
+    shapes: Counter[Any] = Counter()
+    stat_delta(None, entity, shapes)
+    counts = expand_shapes(shapes)
+    assert set(counts) == stat_keys(entity)
+    assert set(counts.values()) == {1}
+    stat_delta(entity, None, shapes)
+    assert not +expand_shapes(shapes)

@@ -197,7 +197,9 @@ async def post_query(request: Request) -> Response:
     headers = page_links(request, page.total, len(page.entities))
     if page.total is not None:
         headers["NGSILD-Results-Count"] = str(page.total)
-    return await entity_response(call, render_many(call, page.entities, view, params), headers=headers)
+    return await entity_response(
+        call, render_many(call, page.entities, view, params), headers=headers
+    )
 
 
 def _filter_from_body(body: dict[str, Any], call: Call) -> EntityFilter:

@@ -50,16 +50,44 @@ def stat_keys(entity: Entity) -> set[tuple[str, str, str]]:
     return keys
 
 
-def stat_delta(before: Entity | None, after: Entity | None, into: Counter[Any]) -> None:
+Shape = tuple[tuple[str, ...], tuple[tuple[str, frozenset[str]], ...]]
+
+
+def shape(entity: Entity) -> Shape:
+    """What the stats depend on: types, and each attribute's kinds. Entities of one
+    batch mostly share a shape, so stats are counted per shape, then expanded once."""
+    return (
+        tuple(entity.get("type", ())),
+        tuple(
+            (key, frozenset(inst.get("type", "Property") for inst in instances))
+            for key, instances in entity.items()
+            if key not in ENTITY_RESERVED
+        ),
+    )
+
+
+def stat_delta(before: Entity | None, after: Entity | None, into: Counter[Shape]) -> None:
+    """Count `after`'s shape up and `before`'s down; `expand_shapes` turns them into stat keys."""
     if before is not None:
-        for key in stat_keys(before):
-            into[key] -= 1
+        into[shape(before)] -= 1
     if after is not None:
-        for key in stat_keys(after):
-            into[key] += 1
+        into[shape(after)] += 1
 
 
-_NEVER = object()  # equal to no value: keeps every member that is not a system time
+def expand_shapes(shapes: Counter[Shape]) -> Counter[tuple[str, str, str]]:
+    """Per-shape counts -> per-(type, attribute, kind) counts, the keys of `stat_keys`."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for (types, attributes), n in shapes.items():
+        if not n:
+            continue
+        for entity_type in types:
+            counts[(entity_type, "", "")] += n
+        for key, kinds in attributes:
+            counts[("", key, "")] += n
+            for entity_type in types:
+                for kind in kinds:
+                    counts[(entity_type, key, kind)] += n
+    return counts
 
 
 def pack(entity: Entity) -> bytes:
@@ -70,14 +98,23 @@ def pack(entity: Entity) -> bytes:
     page cache and every read decodes less. Sub-attributes keep theirs: they
     are rare, and restoring only one level keeps `unpack` on the hot read path cheap.
     """
-    times = {"createdAt": entity.get("createdAt"), "modifiedAt": entity.get("modifiedAt")}
+    created, modified = entity.get("createdAt"), entity.get("modifiedAt")
     packed = {
         key: value
         if key in ENTITY_RESERVED
-        else [{k: v for k, v in inst.items() if times.get(k, _NEVER) != v} for inst in value]
+        else [_without_times(inst, created, modified) for inst in value]
         for key, value in entity.items()
     }
     return orjson.dumps(packed)
+
+
+def _without_times(inst: dict[str, Any], created: Any, modified: Any) -> dict[str, Any]:
+    out = dict(inst)  # a C-level copy, then two deletions: cheaper than a comprehension
+    if out.get("createdAt") == created:
+        del out["createdAt"]
+    if out.get("modifiedAt") == modified:
+        del out["modifiedAt"]
+    return out
 
 
 def unpack(doc: bytes) -> Entity:

@@ -6,7 +6,7 @@ import sqlite3
 from collections import Counter
 from typing import Any
 
-from dosi.hub.store.rows import GeoEntry, geo_entries, pack
+from dosi.hub.store.rows import GeoEntry, Shape, expand_shapes, geo_entries, pack
 from dosi.ngsi.errors import BadRequestData
 from dosi.ngsi.model import LOCATION
 
@@ -95,7 +95,7 @@ class WritePlan:
         self.location_adds: list[tuple[int, float, float, float, float]] = []
         self.other_drops: list[tuple[int]] = []
         self.other_adds: list[tuple[int, float, float, float, float, str]] = []
-        self.stats: Counter[Any] = Counter()
+        self.stats: Counter[Shape] = Counter()
 
     def insert(self, rid: int, entity: dict[str, Any]) -> None:
         types = entity["type"]
@@ -169,7 +169,7 @@ class WritePlan:
         self._flush_stats(conn)
 
     def _flush_stats(self, conn: sqlite3.Connection) -> None:
-        rows = [(t, a, at, n) for (t, a, at), n in self.stats.items() if n]
+        rows = [(t, a, at, n) for (t, a, at), n in expand_shapes(self.stats).items() if n]
         if not rows:
             return
         conn.executemany(
