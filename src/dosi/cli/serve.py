@@ -12,6 +12,7 @@ import contextlib
 import errno
 import gc
 import os
+import select
 import signal
 import socket
 import sys
@@ -175,6 +176,7 @@ def _serve_workers(
     Each worker has its own writer thread; SQLite's file lock serialises their
     transactions, so acknowledged writes stay acknowledged whichever worker took them.
     """
+    _prepare_store(data_dir)  # schema created once, not raced by N fresh workers
     children: list[int] = []
     ready_read, ready_write = os.pipe()
     for _ in range(options.workers):
@@ -206,35 +208,64 @@ def _serve_workers(
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     os.close(ready_write)
     failed = 0
+    started = False
     try:
         url = local_url(options.host, port)
-        if _wait_ready(ready_read, options.workers):
+        started = _wait_ready(ready_read, children)
+        if started:
 
             async def ready() -> None:
                 await on_ready(url)
 
             asyncio.run(ready())
         for child in children:
-            _, status = os.waitpid(child, 0)
+            try:
+                _, status = os.waitpid(child, 0)
+            except ChildProcessError:  # already reaped: it died before it was ready
+                failed += 1
+                continue
             if os.waitstatus_to_exitcode(status) != 0:
                 failed += 1
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if not started:
+        raise CliError("a worker process failed to start; the others were stopped")
     if failed:
         raise CliError(f"{failed} of {options.workers} worker processes failed")
     return 0
 
 
-def _wait_ready(ready: int, workers: int) -> bool:
-    """Announce only once every worker listens, so early clients spread over all of them."""
+def _prepare_store(data_dir: Path) -> None:
+    from dosi.hub.store.sqlite import SqliteStore
+
+    async def open_and_close() -> None:
+        store = SqliteStore(data_dir)
+        await store.open()
+        await store.close()
+
+    asyncio.run(open_and_close())
+
+
+def _wait_ready(ready: int, children: list[int]) -> bool:
+    """Announce only once every worker listens, so early clients spread over all of them.
+
+    False (and the other workers told to stop) if a worker dies first.
+    """
     seen = 0
     with os.fdopen(ready, "rb", buffering=0) as pipe:
-        while seen < workers:
-            chunk = pipe.read(workers - seen)
-            if not chunk:  # every worker has exited or closed its end
+        while seen < len(children):
+            readable, _, _ = select.select([pipe], [], [], 0.2)
+            if readable:
+                chunk = pipe.read(len(children) - seen)
+                if not chunk:
+                    return False
+                seen += len(chunk)
+            elif any(os.waitpid(child, os.WNOHANG)[0] for child in children):
+                for child in children:
+                    with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                        os.kill(child, signal.SIGTERM)
                 return False
-            seen += len(chunk)
     return True
 
 

@@ -8,8 +8,8 @@ and parenthesis depth are capped so hostile input stays cheap.
 from __future__ import annotations
 
 import re
-from typing import NoReturn
 
+from dosi.ngsi.cursor import WHITESPACE, Cursor
 from dosi.ngsi.errors import BadRequestData
 from dosi.ngsi.qlang_ast import (
     COMPARABLE,
@@ -33,7 +33,7 @@ from dosi.ngsi.qlang_ast import (
     parse_temporal,
 )
 
-_WS = frozenset(" \t\r\n")
+_WS = WHITESPACE
 _NAME_STOP = frozenset('[]=!<>~;|(),"') | _WS
 _VALUE_STOP = frozenset(';|(),"') | _WS
 _NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?", re.ASCII)
@@ -53,23 +53,14 @@ def parse_q(text: str) -> Node:
     return _Parser(text).parse()
 
 
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.s = text
-        self.i = 0
-
-    def fail(self, reason: str, at: int | None = None) -> NoReturn:
-        pos = self.i if at is None else at
-        near = self.s[pos : pos + 20]
-        where = f"near {near!r}" if near else "at the end"
-        raise BadRequestData(f"Invalid q at position {pos} ({where}): {reason}")
+class _Parser(Cursor):
+    language = "q"
 
     def peek(self, token: str) -> bool:
         return self.s.startswith(token, self.i)
 
     def ws(self) -> None:
-        while self.i < len(self.s) and self.s[self.i] in _WS:
-            self.i += 1
+        self.skip_whitespace()
 
     def next_is(self, token: str) -> bool:
         self.ws()

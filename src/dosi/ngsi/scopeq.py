@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import NoReturn, TypeAlias
+from typing import TypeAlias
 
+from dosi.ngsi.cursor import WHITESPACE, Cursor
 from dosi.ngsi.errors import BadRequestData
 
 MAX_LENGTH = 8192
 MAX_DEPTH = 32
 NGSI_LD_NULL = "urn:ngsi-ld:null"
 
-_WS = frozenset(" \t\r\n")
+_WS = WHITESPACE
 _STOP = frozenset(",|;()") | _WS
 # One scope level: letters, digits and underscore (the spec's ScopeLevel), plus '-'.
 _LEVEL_RE = re.compile(r"[\w\-]+")
@@ -76,21 +77,8 @@ def _term(pattern: Levels) -> _Check:
     return lambda scopes: any(level_match(levels) for levels in scopes)
 
 
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.s = text
-        self.i = 0
-
-    def fail(self, reason: str, at: int | None = None) -> NoReturn:
-        pos = self.i if at is None else at
-        near = self.s[pos : pos + 20]
-        where = f"near {near!r}" if near else "at the end"
-        raise BadRequestData(f"Invalid scopeQ at position {pos} ({where}): {reason}")
-
-    def next_char(self) -> str:
-        while self.i < len(self.s) and self.s[self.i] in _WS:
-            self.i += 1
-        return self.s[self.i] if self.i < len(self.s) else ""
+class _Parser(Cursor):
+    language = "scopeQ"
 
     def parse(self) -> _Check:
         check = self.union(0)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import NoReturn, TypeAlias
+from typing import TypeAlias
 
+from dosi.ngsi.cursor import WHITESPACE, Cursor
 from dosi.ngsi.errors import BadRequestData
 
 MAX_LENGTH = 8192
 MAX_DEPTH = 32
 
 _OPERATORS = frozenset(",|;()")
-_WS = frozenset(" \t\r\n")
+_WS = WHITESPACE
 _NAME_STOP = _OPERATORS | _WS
 # A type name: anything but operators, whitespace and characters no IRI or term holds.
 _NAME_RE = re.compile(r"[^\s,|;()\"'<>\\^`{}]+")
@@ -84,20 +85,8 @@ def _has_and(node: TypeNode) -> bool:
     return kind == "and" or any(_has_and(child) for child in payload)
 
 
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.s = text
-        self.i = 0
-
-    def fail(self, reason: str) -> NoReturn:
-        near = self.s[self.i : self.i + 20]
-        where = f"near {near!r}" if near else "at the end"
-        raise BadRequestData(f"Invalid type selection at position {self.i} ({where}): {reason}")
-
-    def next_char(self) -> str:
-        while self.i < len(self.s) and self.s[self.i] in _WS:
-            self.i += 1
-        return self.s[self.i] if self.i < len(self.s) else ""
+class _Parser(Cursor):
+    language = "type selection"
 
     def parse(self) -> TypeNode:
         node = self.union(0)
