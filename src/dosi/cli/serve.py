@@ -112,9 +112,6 @@ async def announce(url: str) -> None:
     )
 
 
-SWITCH_INTERVAL_S = float(os.environ.get("DOSI_SWITCH_INTERVAL", "0.001"))
-
-
 def tune_gc() -> None:
     """Fewer, cheaper collections: a batch of 1,000 entities allocates ~30,000 dicts,
     and the default gen-0 threshold (700) would scan the heap dozens of times per batch.
@@ -122,9 +119,6 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    # SQLite releases the GIL around every row it writes; with the default 5 ms
-    # switch interval the writer thread then waits behind request parsing.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 def serve(options: ServeOptions, on_ready: OnReady = announce) -> int:

@@ -73,11 +73,17 @@ class EntityFilter:
             if all(s.types is not None for s in self.selectors):
                 types = frozenset().union(*(s.types.mentioned for s in self.selectors))
         bbox = self.geo.prefilter_bbox() if self.geo is not None else None
+        near = None
+        geo = self.geo
+        if geo is not None and geo.georel == "near" and bbox and geo.geometry["type"] == "Point":
+            lon, lat = geo.geometry["coordinates"][:2]
+            near = (float(lon), float(lat))
         return Prefilter(
             ids=ids,
             types=types,
             bbox=bbox,
             geo_property=self.geo_property if bbox is not None else None,
+            near=near,
         )
 
     def predicate(self) -> Callable[[Entity], bool] | None:

@@ -50,6 +50,8 @@ class Prefilter:
     types: frozenset[str] | None = None  # entity has at least one of these (expanded) types
     bbox: tuple[float, float, float, float] | None = None  # minx, miny, maxx, maxy
     geo_property: str | None = None  # expanded GeoProperty the bbox applies to
+    # For georel=near around a Point: candidates may be streamed nearest first.
+    near: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
