@@ -7,10 +7,8 @@ Inputs are never modified: every function returns a fresh entity.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from dosi.ngsi.errors import BadRequestData, ResourceNotFound
 from dosi.ngsi.model import ENTITY_RESERVED, INSTANCE_RESERVED, VALUE_KEY, Entity, Instance
@@ -258,9 +256,3 @@ def _shallow_copy(entity: Entity) -> Entity:
 def _touch(entity: Entity, now: str, *, changed: bool) -> None:
     if changed:
         entity["modifiedAt"] = now
-
-
-def deep_copy(entity: Entity) -> Entity:
-    """For callers that must mutate nested instances in place."""
-    result: Any = copy.deepcopy(entity)
-    return dict(result)
