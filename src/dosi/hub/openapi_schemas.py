@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from dosi.ngsi.geo import REFERENCE_GEOMETRY_TYPES
+from dosi.ngsi.model import VALUE_KEY
+
 Json = dict[str, Any]
 
 STRING: Json = {"type": "string"}
@@ -35,26 +38,10 @@ DATE_TIME: Json = {"type": "string", "format": "date-time"}
 INTEGER: Json = {"type": "integer", "minimum": 0}
 ANY: Json = {}
 
-# Attribute type -> the member holding its value (clause 4.5.1).
-VALUE_MEMBER: dict[str, str] = {
-    "Property": "value",
-    "GeoProperty": "value",
-    "Relationship": "object",
-    "LanguageProperty": "languageMap",
-    "VocabProperty": "vocab",
-    "ListProperty": "valueList",
-    "ListRelationship": "objectList",
-    "JsonProperty": "json",
-}
+# Attribute type -> the member holding its value (clause 4.5.1): the data model's own table.
+VALUE_MEMBER: dict[str, str] = VALUE_KEY
 ATTRIBUTE_TYPES = tuple(VALUE_MEMBER)
-GEOMETRY_TYPES = (
-    "Point",
-    "MultiPoint",
-    "LineString",
-    "MultiLineString",
-    "Polygon",
-    "MultiPolygon",
-)
+GEOMETRY_TYPES = tuple(sorted(REFERENCE_GEOMETRY_TYPES))
 CONTEXT_KINDS = ("Hosted", "Cached", "ImplicitlyCreated")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from dosi.ngsi.errors import BadRequestData
-from dosi.ngsi.geo import validate_geometry
+from dosi.ngsi.geo import REFERENCE_GEOMETRY_TYPES, validate_geometry
 from dosi.ngsi.model import (
     ATTRIBUTE_TYPES,
     ENTITY_RESERVED,
@@ -30,9 +30,7 @@ NGSI_NULL = "urn:ngsi-ld:null"
 # In a parsed update or merge, an instance carrying this key deletes the stored
 # instance with the same datasetId (clause 5.5.8: "NGSI-LD Null" means delete).
 NULL_MARK = "@null"
-_GEO_TYPES = frozenset(
-    {"Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon"}
-)
+_GEO_TYPES = REFERENCE_GEOMETRY_TYPES  # what a concise bare geometry may be
 # Concise form: the key that reveals an attribute's type when "type" is left out.
 _CONCISE_KEYS = (
     ("object", "Relationship"),
@@ -264,10 +262,6 @@ def _parse_value(
         raise BadRequestData(f"attribute {name!r}: {key!r} must not be null")
     if attr_type == "GeoProperty":
         value = validate_geometry(value)
-    elif attr_type == "Property":
-        if isinstance(value, dict) and value.get("type") in _GEO_TYPES and "coordinates" in value:
-            # A geometry typed as a plain Property is stored as given; only GeoProperty is indexed.
-            pass
     elif attr_type == "Relationship":
         targets = value if isinstance(value, list) else [value]
         if not targets:
