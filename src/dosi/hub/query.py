@@ -6,6 +6,7 @@ GET /entities/{id}, so every entry point filters and projects alike.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -103,7 +104,7 @@ class EntityFilter:
         if self.scope is not None:
             scope = self.scope
             checks.append(lambda e: bool(scope.matches(e.get("scope", ()))))
-        if self.geo is not None:
+        if self.geo is not None and self.geo.georel != "near":  # near: see key_range
             geo, prop = self.geo, self.geo_property
             checks.append(
                 lambda e: any(
@@ -136,6 +137,14 @@ class EntityFilter:
             return types is None or bool(types.matches(entity.get("type", ())))
 
         return check
+
+    def key_range(self) -> tuple[float, float] | None:
+        """near's distance bounds, applied to the order key instead of a second predicate."""
+        if self.geo is None or self.geo.georel != "near":
+            return None
+        low = self.geo.min_distance if self.geo.min_distance is not None else 0.0
+        high = self.geo.max_distance if self.geo.max_distance is not None else math.inf
+        return (float(low), float(high))
 
     def order_key(self) -> Callable[[Entity], float] | None:
         if self.geo is None or self.geo.georel != "near":
@@ -294,6 +303,7 @@ def selection(flt: EntityFilter, *, limit: int, offset: int, count: bool) -> Sel
         prefilter=flt.prefilter(),
         predicate=flt.predicate(),
         order_key=flt.order_key(),
+        key_range=flt.key_range(),
         offset=offset,
         limit=limit,
         count=count,

@@ -139,18 +139,24 @@ class GeoQuery:
         ):
             raise BadRequestData("minDistance must not exceed maxDistance")
         validate_geometry(self.geometry)
-        ref = to_shape(self.geometry)
-        if not shapely.is_valid(ref):
-            reason = shapely.is_valid_reason(ref)
-            raise BadRequestData(f"Invalid reference geometry: {reason}")
-        shapely.prepare(ref)
-        centroid = ref.centroid
-        lon0, lat0 = float(centroid.x), float(centroid.y)
+        if self.geometry["type"] == "Point":
+            # The common case (near a point): no shapely object until a query needs one.
+            lon0, lat0 = (float(v) for v in self.geometry["coordinates"][:2])
+            ref = ref_proj = None
+        else:
+            ref = to_shape(self.geometry)
+            if not shapely.is_valid(ref):
+                reason = shapely.is_valid_reason(ref)
+                raise BadRequestData(f"Invalid reference geometry: {reason}")
+            shapely.prepare(ref)
+            centroid = ref.centroid
+            lon0, lat0 = float(centroid.x), float(centroid.y)
         kx = _M_PER_DEG * math.cos(lat0 * _RAD)
         origin = (lon0, lat0, kx)
         xy = _projector(origin)
-        ref_proj = to_shape(self.geometry, xy)
-        shapely.prepare(ref_proj)
+        if ref is not None:
+            ref_proj = to_shape(self.geometry, xy)
+            shapely.prepare(ref_proj)
         ref_points = None
         if self.geometry["type"] in _POINTISH:
             ref_points = tuple((float(p[0]), float(p[1])) for p in _points(self.geometry))
@@ -168,6 +174,17 @@ class GeoQuery:
         set_(self, "_poly_box", poly_box)
         set_(self, "_ref_box", geometry_bbox(self.geometry))
         set_(self, "_bbox", self._compute_bbox())
+
+    def _shapes(self) -> tuple[Any, Any]:
+        """The prepared reference shapes (lon/lat, metric), built on first use for a Point."""
+        if self._ref is None:
+            ref = to_shape(self.geometry)
+            shapely.prepare(ref)
+            ref_proj = to_shape(self.geometry, self._xy)
+            shapely.prepare(ref_proj)
+            object.__setattr__(self, "_ref_proj", ref_proj)  # benign if two threads race
+            object.__setattr__(self, "_ref", ref)
+        return self._ref, self._ref_proj
 
     def _compute_bbox(self) -> BBox | None:
         if self.georel == "disjoint":
@@ -216,7 +233,7 @@ class GeoQuery:
                     for p in geometry["coordinates"]
                     for rx, ry in ref_points
                 )
-            line = shapely.shortest_line(self._ref_proj, to_shape(geometry, self._xy))
+            line = shapely.shortest_line(self._shapes()[1], to_shape(geometry, self._xy))
             (x0, y0), (x1, y1) = shapely.get_coordinates(line).tolist()
             return self._projected_pair_distance(x0, y0, x1, y1)
         except (KeyError, IndexError, TypeError, ValueError, GEOSException):
@@ -238,7 +255,7 @@ class GeoQuery:
         y = (lat - lat0) * _M_PER_DEG
         segments = self._segments
         if segments is None:
-            line = shapely.shortest_line(self._ref_proj, shapely.Point(x, y))
+            line = shapely.shortest_line(self._shapes()[1], shapely.Point(x, y))
             (x0, y0), (x1, y1) = shapely.get_coordinates(line).tolist()
             return self._projected_pair_distance(x0, y0, x1, y1)
         box = self._poly_box
@@ -246,7 +263,7 @@ class GeoQuery:
             box is not None
             and box[0] <= x <= box[2]
             and box[1] <= y <= box[3]
-            and shapely.intersects_xy(self._ref_proj, x, y)
+            and shapely.intersects_xy(self._shapes()[1], x, y)
         ):
             return 0.0
         best = math.inf
@@ -270,7 +287,7 @@ class GeoQuery:
         if georel == "near":
             return self._near(geometry)
         try:
-            ref = self._ref
+            ref = self._shapes()[0]
             if geometry["type"] == "Point":
                 c = geometry["coordinates"]
                 x, y = c[0], c[1]

@@ -61,6 +61,9 @@ class Selection:
     prefilter: Prefilter = field(default_factory=Prefilter)
     predicate: Callable[[Entity], bool] | None = None
     order_key: Callable[[Entity], float] | None = None  # e.g. distance for georel=near
+    # Entities whose order key falls outside [low, high] do not match (near's distances),
+    # so the key is computed once and serves as both filter and order.
+    key_range: tuple[float, float] | None = None
     offset: int = 0
     limit: int = 20
     count: bool = False

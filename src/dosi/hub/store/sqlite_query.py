@@ -105,15 +105,18 @@ def select(conn: sqlite3.Connection, selection: Selection) -> Page:
         return Page(_nearest(candidates, selection, key), None)
     matches = (e for _, e in candidates if predicate is None or predicate(e))
     if key is not None:
+        low, high = selection.key_range or (-math.inf, math.inf)
+        keyed = (
+            (k, n, e) for n, e in enumerate(matches) if _in_range(k := key(e), low, high)
+        )  # n breaks ties, so entities themselves are never compared
+        end = selection.offset + selection.limit
         if selection.count:
-            ordered = sorted(matches, key=key)
+            ordered = sorted(keyed, key=lambda item: item[:2])
             total: int | None = len(ordered)
-            page = ordered[selection.offset : selection.offset + selection.limit]
         else:
-            page = heapq.nsmallest(selection.offset + selection.limit, matches, key=key)
-            page = page[selection.offset :]
+            ordered = heapq.nsmallest(end, keyed, key=lambda item: item[:2])
             total = None
-        return Page(page, total)
+        return Page([e for _, _, e in ordered[selection.offset : end]], total)
     end = selection.offset + selection.limit
     if not selection.count:
         return Page(list(itertools.islice(matches, selection.offset, end)), None)
@@ -132,19 +135,27 @@ def _nearest(
     key: Callable[[Entity], float],
 ) -> list[Entity]:
     """The offset+limit nearest matches, reading candidates nearest first and stopping
-    once no unread candidate can be nearer than the farthest one kept."""
+    once no unread candidate can be nearer than the farthest one kept (or in range)."""
     wanted = selection.offset + selection.limit
     predicate = selection.predicate
+    low, high = selection.key_range or (-math.inf, math.inf)
     kept: list[tuple[float, int, Entity]] = []  # max-heap on distance (negated)
     for order, (lower_bound, entity) in enumerate(candidates):
-        if len(kept) == wanted and lower_bound > -kept[0][0]:
+        if lower_bound > high or (len(kept) == wanted and lower_bound > -kept[0][0]):
             break
         if predicate is not None and not predicate(entity):
             continue
         distance = key(entity)
+        if not _in_range(distance, low, high):
+            continue
         if len(kept) < wanted:
             heapq.heappush(kept, (-distance, -order, entity))
         elif distance < -kept[0][0]:
             heapq.heapreplace(kept, (-distance, -order, entity))
     ranked = sorted(kept, key=lambda item: (-item[0], -item[1]))
     return [entity for _, _, entity in ranked][selection.offset :]
+
+
+def _in_range(key: float, low: float, high: float) -> bool:
+    """An infinite key means "no geometry to measure": never a match."""
+    return low <= key <= high and key != math.inf
