@@ -10,7 +10,9 @@ the writer.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
+import os
 import queue
 import re
 import sqlite3
@@ -70,11 +72,13 @@ class SqliteStore:
         self._dirty: set[str] = set()
         self._stopping = threading.Event()
         self._checkpointer: threading.Thread | None = None
+        self._write_lock: int | None = None
 
     # -- lifecycle -------------------------------------------------------
     async def open(self) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
         (self._dir / "tenants").mkdir(exist_ok=True)
+        self._write_lock = os.open(self._dir / "write.lock", os.O_RDWR | os.O_CREAT, 0o644)
         main = connect(str(self._dir / "dosi.sqlite"), durable=self._durable, writer=True)
         create_schema(main)
         main.execute(
@@ -104,6 +108,9 @@ class SqliteStore:
             self._checkpointer = None
         for conn in self._writer_conns.values():
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if self._write_lock is not None:
+            os.close(self._write_lock)
+            self._write_lock = None
         self._readers.shutdown(wait=True)
         for conn in self._writer_conns.values():
             conn.close()
@@ -200,6 +207,16 @@ class SqliteStore:
                 return
 
     def _run_group(self, tenant: str, group: list[_Job]) -> None:
+        # Worker processes take turns through a blocking file lock: SQLite's own busy
+        # handler would poll with sleeps of up to 100 ms and leave the disk idle.
+        assert self._write_lock is not None
+        fcntl.flock(self._write_lock, fcntl.LOCK_EX)
+        try:
+            self._run_group_locked(tenant, group)
+        finally:
+            fcntl.flock(self._write_lock, fcntl.LOCK_UN)
+
+    def _run_group_locked(self, tenant: str, group: list[_Job]) -> None:
         try:
             conn = self._writer_conn(tenant)
             # The tenant registry row lives in the main database: commit it first.
