@@ -151,7 +151,7 @@ async def ingest(
             progress.advance(task)
             return batches[i]
 
-        return await run_load(HOST, hub.port, make, total=len(batches), concurrency=4)
+        return await run_load(HOST, hub.port, make, total=len(batches), concurrency=8)
 
 
 def reference_executemany(count: int, seed: int) -> tuple[float, float]:
