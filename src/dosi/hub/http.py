@@ -176,13 +176,13 @@ def _inline_contexts(body: Any) -> Any:
     raise BadRequestData("a JSON-LD body must be an object or a non-empty array")
 
 
-async def begin(request: Request, *, write: bool = False, geojson: bool = False) -> Call:
-    """Tenant, Accept and @context for a request without a body."""
+async def begin(request: Request, *, geojson: bool = False) -> Call:
+    """Tenant, Accept and @context for a request without a body (reads and deletes:
+    the tenant must exist; only writes with a body create one)."""
     state = state_of(request)
     tenant = tenant_of(request)
     accept = negotiate(request, geojson=geojson)
-    if not write:
-        await require_tenant(state, tenant)
+    await require_tenant(state, tenant)
     ctx = await request_context(request)
     return Call(state, tenant, ctx, accept)
 
