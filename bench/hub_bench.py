@@ -86,10 +86,13 @@ def traffic_entity(i: int, rng: random.Random) -> dict[str, Any]:
 class Hub:
     """A `dosi up` subprocess on a free port with its own data dir."""
 
-    def __init__(self, data_dir: Path, workers: int = 1) -> None:
+    def __init__(
+        self, data_dir: Path, workers: int = 1, indexed_attributes: tuple[str, ...] = ()
+    ) -> None:
         self.port = free_port()
         self.data_dir = data_dir
         self.workers = workers
+        self.indexed_attributes = indexed_attributes
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Hub:
@@ -108,6 +111,7 @@ class Hub:
                 "warning",
                 "--workers",
                 str(self.workers),
+                *(f"--index-attribute={name}" for name in self.indexed_attributes),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
             "--data", type=Path, default=Path(".dosi"), help="data directory (default ./.dosi)"
         )
         command.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+        command.add_argument(
+            "--index-attribute",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="index the numeric values of this attribute for fast q (repeatable)",
+        )
         if name == "up":
             command.add_argument(
                 "--workers",
@@ -72,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data=args.data,
         log_level=args.log_level,
         workers=getattr(args, "workers", 1),
+        indexed_attributes=tuple(args.index_attribute),
     )
     try:
         if args.command == "demo":

@@ -39,6 +39,7 @@ class ServeOptions:
     data: Path = Path(".dosi")
     log_level: str = "info"
     workers: int = 1
+    indexed_attributes: tuple[str, ...] = ()
 
 
 def prepare_data_dir(path: Path) -> Path:
@@ -144,7 +145,11 @@ def _serve_one(
     configure_logging(options.log_level)
     tune_gc()
     settings = HubSettings(
-        data_dir=data_dir, host=options.host, port=port, log_level=options.log_level
+        data_dir=data_dir,
+        host=options.host,
+        port=port,
+        log_level=options.log_level,
+        indexed_attributes=options.indexed_attributes,
     )
     config = uvicorn.Config(
         create_app(settings),
@@ -170,7 +175,7 @@ def _serve_workers(
     Each worker has its own writer thread; SQLite's file lock serialises their
     transactions, so acknowledged writes stay acknowledged whichever worker took them.
     """
-    _prepare_store(data_dir)  # schema created once, not raced by N fresh workers
+    _prepare_store(data_dir, options.indexed_attributes)  # once, not raced by N workers
     children: list[int] = []
     ready_read, ready_write = os.pipe()
     for _ in range(options.workers):
@@ -230,11 +235,15 @@ def _serve_workers(
     return 0
 
 
-def _prepare_store(data_dir: Path) -> None:
+def _prepare_store(data_dir: Path, indexed_attributes: tuple[str, ...]) -> None:
+    from dosi.hub.app import indexed_attributes_of
+    from dosi.hub.settings import HubSettings
     from dosi.hub.store.sqlite import SqliteStore
 
+    indexed = indexed_attributes_of(HubSettings(indexed_attributes=indexed_attributes))
+
     async def open_and_close() -> None:
-        store = SqliteStore(data_dir)
+        store = SqliteStore(data_dir, indexed_attributes=indexed)
         await store.open()
         await store.close()
 

@@ -50,16 +50,20 @@ def create_app(settings: HubSettings | None = None) -> Starlette:
         state.pending.add(task)
         task.add_done_callback(state.pending.discard)
 
+    resolver = ContextResolver(
+        fetch_timeout_s=settings.context_fetch_timeout_s,
+        max_bytes=settings.max_context_bytes,
+        cache_size=settings.context_cache_size,
+        on_change=context_changed,
+        base_url=settings.base_url,
+    )
     state = HubState(
         settings=settings,
-        store=SqliteStore(settings.data_dir),
-        contexts=ContextResolver(
-            fetch_timeout_s=settings.context_fetch_timeout_s,
-            max_bytes=settings.max_context_bytes,
-            cache_size=settings.context_cache_size,
-            on_change=context_changed,
-            base_url=settings.base_url,
+        store=SqliteStore(
+            settings.data_dir,
+            indexed_attributes=indexed_iris(settings.indexed_attributes, resolver),
         ),
+        contexts=resolver,
     )
 
     @asynccontextmanager
@@ -95,6 +99,15 @@ def create_app(settings: HubSettings | None = None) -> Starlette:
     app.state.hub = state
     app.add_middleware(RequestLogMiddleware, state=state)
     return app
+
+
+def indexed_attributes_of(settings: HubSettings) -> frozenset[str]:
+    """The settings' indexed attribute names as IRIs (expanded with the core context)."""
+    return indexed_iris(settings.indexed_attributes, ContextResolver())
+
+
+def indexed_iris(names: tuple[str, ...], resolver: ContextResolver) -> frozenset[str]:
+    return frozenset(resolver.core.expand(name) for name in names)
 
 
 async def _ngsi_error(request: Request, exc: Exception) -> Response:

@@ -18,7 +18,8 @@ from dosi.ngsi.context import Context
 from dosi.ngsi.errors import BadRequestData, TooManyResults
 from dosi.ngsi.geo import GeoQuery, parse_geoquery
 from dosi.ngsi.model import ENTITY_RESERVED, LOCATION, Entity
-from dosi.ngsi.qlang import compile_q
+from dosi.ngsi.qlang import CompiledQ, compile_q
+from dosi.ngsi.qlang_ast import And, Range, Term, Value
 from dosi.ngsi.render import CONCISE, NORMALIZED, SIMPLIFIED, View
 from dosi.ngsi.scopeq import compile_scope
 from dosi.ngsi.typeexpr import compile_types
@@ -57,6 +58,8 @@ class EntityFilter:
     geo_property: str = LOCATION
     # POST query's `entities`: several id/idPattern/type selectors, any may match.
     selectors: tuple[EntityFilter, ...] | None = None
+    # Numeric bounds q implies, for a backend's attribute-value index (see value_bounds).
+    values: tuple[tuple[str, str, float], ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -85,6 +88,7 @@ class EntityFilter:
             bbox=bbox,
             geo_property=self.geo_property if bbox is not None else None,
             near=near,
+            values=self.values,
         )
 
     def predicate(self) -> Callable[[Entity], bool] | None:
@@ -196,7 +200,41 @@ def parse_filter(
             params.get("geoproperty"),
         )
     geo_property = ctx.expand(geo.geoproperty) if geo is not None else LOCATION
-    return EntityFilter(id_set, id_pattern, types, attrs, q, scope, geo, geo_property)
+    values = value_bounds(q, ctx.expand) if q is not None else ()
+    return EntityFilter(
+        id_set, id_pattern, types, attrs, q, scope, geo, geo_property, values=values
+    )
+
+
+# SQL comparisons implied by q's; strict ones widen to inclusive because the index
+# holds floats (two large integers may round to one float) and must never miss a match.
+_INDEX_OPS = {"==": "=", ">": ">=", ">=": ">=", "<": "<=", "<=": "<="}
+
+
+def value_bounds(q: CompiledQ, expand: Callable[[str], str]) -> tuple[tuple[str, str, float], ...]:
+    """(attribute, operator, number) for each top-level AND term comparing an attribute's
+    value with a number: every matching entity has a numeric value satisfying each."""
+    node = q.ast
+    terms = node.items if isinstance(node, And) else (node,)
+    bounds: list[tuple[str, str, float]] = []
+    for term in terms:
+        if not isinstance(term, Term) or term.negated or term.op not in _INDEX_OPS:
+            continue
+        path, operand = term.path, term.operand
+        if path.subs or path.meta or path.trail:
+            continue
+        attr = expand(path.attr)
+        if isinstance(operand, Value) and operand.kind == "number":
+            bounds.append((attr, _INDEX_OPS[term.op], float(operand.value)))  # type: ignore[arg-type]
+        elif (
+            isinstance(operand, Range)
+            and term.op == "=="
+            and operand.low.kind == "number"
+            and operand.high.kind == "number"
+        ):
+            bounds.append((attr, ">=", float(operand.low.value)))  # type: ignore[arg-type]
+            bounds.append((attr, "<=", float(operand.high.value)))  # type: ignore[arg-type]
+    return tuple(bounds)
 
 
 def compile_pattern(pattern: Any) -> Any:

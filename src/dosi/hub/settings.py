@@ -23,6 +23,9 @@ class HubSettings:
     max_context_bytes: int = 1024 * 1024
     context_cache_size: int = 256
     log_level: str = "info"
+    # Attributes (terms of the core context, or IRIs) whose numeric values get an index,
+    # so q comparisons on them need not read every entity of a type.
+    indexed_attributes: tuple[str, ...] = ()
 
     @property
     def base_url(self) -> str:

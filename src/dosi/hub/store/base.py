@@ -52,6 +52,9 @@ class Prefilter:
     geo_property: str | None = None  # expanded GeoProperty the bbox applies to
     # For georel=near around a Point: candidates may be streamed nearest first.
     near: tuple[float, float] | None = None
+    # (attribute IRI, operator, number) comparisons every match satisfies for at least one
+    # numeric value of the attribute; a backend may answer those it indexes, ignore the rest.
+    values: tuple[tuple[str, str, float], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -128,3 +128,30 @@ def unpack(doc: bytes) -> Entity:
                 if "modifiedAt" not in inst:
                     inst["modifiedAt"] = modified
     return entity
+
+
+def indexed_numbers(entity: Entity, indexed: frozenset[str]) -> list[tuple[str, float]]:
+    """(attribute, number) rows for the attribute-value index.
+
+    A superset of what a q comparison with a number can match: every numeric
+    value, list element or `{"@value": n}` of every instance of the attribute.
+    """
+    rows: list[tuple[str, float]] = []
+    for attr in indexed:
+        for inst in entity.get(attr, ()):
+            for key in ("value", "json", "valueList"):
+                if key in inst:
+                    _numbers(inst[key], attr, rows, depth=0)
+    return rows
+
+
+def _numbers(value: Any, attr: str, rows: list[tuple[str, float]], *, depth: int) -> None:
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int | float):
+        rows.append((attr, float(value)))
+    elif isinstance(value, dict) and "@value" in value:
+        _numbers(value["@value"], attr, rows, depth=depth)
+    elif isinstance(value, list) and depth == 0:
+        for item in value:
+            _numbers(item, attr, rows, depth=1)

@@ -34,7 +34,7 @@ from dosi.hub.store.base import (
 )
 from dosi.hub.store.rows import stat_delta, unpack
 from dosi.hub.store.sqlite_query import select
-from dosi.hub.store.sqlite_schema import WritePlan, connect, create_schema
+from dosi.hub.store.sqlite_schema import WritePlan, connect, create_schema, sync_value_index
 from dosi.ngsi.errors import BadRequestData, InternalError, NgsiError, NonexistentTenant
 from dosi.ngsi.model import LOCATION, Entity
 
@@ -59,8 +59,16 @@ class _Job:
 class SqliteStore:
     """`Store` on SQLite files under `data_dir`."""
 
-    def __init__(self, data_dir: Path, *, durable: bool = False, readers: int = 4) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        durable: bool = False,
+        readers: int = 4,
+        indexed_attributes: frozenset[str] = frozenset(),
+    ) -> None:
         self._dir = Path(data_dir)
+        self._indexed = indexed_attributes
         self._durable = durable
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="dosi-read")
         self._local = threading.local()
@@ -87,7 +95,10 @@ class SqliteStore:
         for name, file in main.execute("SELECT name, file FROM tenants"):
             self._tenant_files[name] = file
         self._tenant_files[DEFAULT_TENANT] = "dosi.sqlite"
+        sync_value_index(main, self._indexed)
         self._writer_conns[DEFAULT_TENANT] = main
+        for tenant in list(self._tenant_files):
+            self._writer_conn(tenant)  # brings each tenant's value index up to date
         self._writer = threading.Thread(target=self._write_loop, name="dosi-write", daemon=True)
         self._writer.start()
         self._stopping.clear()
@@ -155,6 +166,7 @@ class SqliteStore:
             self._create_tenant(tenant)
         conn = connect(self._path(tenant), durable=self._durable, writer=True)
         create_schema(conn)
+        sync_value_index(conn, self._indexed)
         self._writer_conns[tenant] = conn
         return conn
 
@@ -172,7 +184,9 @@ class SqliteStore:
     async def apply(self, tenant: str, ops: Sequence[tuple[str, Mutation]]) -> list[Outcome]:
         if not ops:
             return []
-        result: list[Outcome] = await self._submit(tenant, lambda conn: _apply_ops(conn, ops))
+        result: list[Outcome] = await self._submit(
+            tenant, lambda conn: _apply_ops(conn, ops, self._indexed)
+        )
         return result
 
     async def _submit(self, tenant: str, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -309,7 +323,9 @@ class SqliteStore:
 
     async def select(self, tenant: str, selection: Selection) -> Page:
         small = self._is_small(tenant, selection.prefilter)
-        return await self._read(tenant, lambda conn: select(conn, selection), inline=small)
+        return await self._read(
+            tenant, lambda conn: select(conn, selection, self._indexed), inline=small
+        )
 
     def _is_small(self, tenant: str, pre: Prefilter) -> bool:
         """At most INLINE_CANDIDATES rows can come out of the index (an R*Tree count is ~10 µs)."""
@@ -381,7 +397,11 @@ def _load_current(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, tup
     return current
 
 
-def _apply_ops(conn: sqlite3.Connection, ops: Sequence[tuple[str, Mutation]]) -> list[Outcome]:
+def _apply_ops(
+    conn: sqlite3.Connection,
+    ops: Sequence[tuple[str, Mutation]],
+    indexed: frozenset[str] = frozenset(),
+) -> list[Outcome]:
     """Run mutations against the current rows, then write each entity's final state."""
     original = _load_current(conn, [eid for eid, _ in ops])
     state: dict[str, Entity | None] = {eid: ent for eid, (_, ent) in original.items()}
@@ -398,7 +418,7 @@ def _apply_ops(conn: sqlite3.Connection, ops: Sequence[tuple[str, Mutation]]) ->
             continue
         state[eid] = after
         outcomes.append(Outcome(eid, change=Change(eid, before, after)))
-    plan = WritePlan()
+    plan = WritePlan(indexed)
     next_rid = int(conn.execute("SELECT coalesce(max(rid), 0) FROM entities").fetchone()[0]) + 1
     for eid, final in state.items():
         known = original.get(eid)

@@ -15,7 +15,9 @@ from dosi.hub.store.sqlite_schema import GEO_SLOTS
 from dosi.ngsi.model import LOCATION, Entity
 
 
-def candidates_of(conn: sqlite3.Connection, selection: Selection) -> Iterator[tuple[float, Entity]]:
+def candidates_of(
+    conn: sqlite3.Connection, selection: Selection, indexed: frozenset[str] = frozenset()
+) -> Iterator[tuple[float, Entity]]:
     """(lower bound of the distance to `near` in metres, or 0.0; entity), in index order.
 
     With `near` set the rows come nearest first, so `select` can stop early.
@@ -44,6 +46,10 @@ def candidates_of(conn: sqlite3.Connection, selection: Selection) -> Iterator[tu
     else:
         source = "entities e"
         type_column = "e.type"
+    for attr, op, number in pre.values:
+        if attr in indexed:
+            where.append(f"e.rid IN (SELECT rid FROM attr_values WHERE attr = ? AND num {op} ?)")
+            args += [attr, number]
     if pre.ids is not None:
         ids = sorted(pre.ids)
         if not ids:
@@ -97,9 +103,11 @@ def _lower_bound_m(distance_sq: float) -> float:
     return max(0.0, math.sqrt(distance_sq) * 0.99 - 2.0) if distance_sq else 0.0
 
 
-def select(conn: sqlite3.Connection, selection: Selection) -> Page:
+def select(
+    conn: sqlite3.Connection, selection: Selection, indexed: frozenset[str] = frozenset()
+) -> Page:
     predicate = selection.predicate
-    candidates = candidates_of(conn, selection)
+    candidates = candidates_of(conn, selection, indexed)
     key = selection.order_key
     if key is not None and selection.prefilter.near is not None and not selection.count:
         return Page(_nearest(candidates, selection, key), None)

@@ -6,7 +6,15 @@ import sqlite3
 from collections import Counter
 from typing import Any
 
-from dosi.hub.store.rows import GeoEntry, Shape, expand_shapes, geo_entries, pack
+from dosi.hub.store.rows import (
+    GeoEntry,
+    Shape,
+    expand_shapes,
+    geo_entries,
+    indexed_numbers,
+    pack,
+    unpack,
+)
 from dosi.ngsi.errors import BadRequestData
 from dosi.ngsi.model import LOCATION
 
@@ -45,6 +53,11 @@ DDL = (
     """CREATE TABLE IF NOT EXISTS attr_stats(
         type TEXT NOT NULL, attr TEXT NOT NULL, attr_type TEXT NOT NULL, n INTEGER NOT NULL,
         PRIMARY KEY(type, attr, attr_type)) WITHOUT ROWID""",
+    # Attribute-value index: numbers of the attributes an operator chose to index.
+    """CREATE TABLE IF NOT EXISTS attr_values(
+        attr TEXT NOT NULL, num REAL NOT NULL, rid INTEGER NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS attr_values_num ON attr_values(attr, num)""",
+    """CREATE INDEX IF NOT EXISTS attr_values_rid ON attr_values(rid)""",
     """CREATE TABLE IF NOT EXISTS kv(
         ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
         PRIMARY KEY(ns, key)) WITHOUT ROWID""",
@@ -85,7 +98,10 @@ def create_schema(conn: sqlite3.Connection) -> None:
 class WritePlan:
     """Row changes of one transaction, flushed with executemany per table."""
 
-    def __init__(self) -> None:
+    def __init__(self, indexed: frozenset[str] = frozenset()) -> None:
+        self.indexed = indexed
+        self.value_drops: list[tuple[int]] = []
+        self.value_adds: list[tuple[str, float, int]] = []
         self.inserts: list[tuple[int, str, str, bytes]] = []
         self.updates: list[tuple[str, bytes, int]] = []
         self.deletes: list[tuple[int]] = []
@@ -102,6 +118,8 @@ class WritePlan:
         self.inserts.append((rid, entity["id"], types[0], pack(entity)))
         self.type_adds.extend((t, rid) for t in types[1:])
         self._add_geo(rid, geo_entries(entity))
+        if self.indexed:
+            self.value_adds.extend((a, n, rid) for a, n in indexed_numbers(entity, self.indexed))
 
     def update(self, rid: int, before: dict[str, Any], after: dict[str, Any]) -> None:
         types = after["type"]
@@ -114,12 +132,19 @@ class WritePlan:
         if new_geo != old_geo:
             self._drop_geo(rid, old_geo)
             self._add_geo(rid, new_geo)
+        if self.indexed:
+            new_values = indexed_numbers(after, self.indexed)
+            if new_values != indexed_numbers(before, self.indexed):
+                self.value_drops.append((rid,))
+                self.value_adds.extend((a, n, rid) for a, n in new_values)
 
     def delete(self, rid: int, before: dict[str, Any]) -> None:
         self.deletes.append((rid,))
         if len(before["type"]) > 1:
             self.type_drops.append((rid,))
         self._drop_geo(rid, geo_entries(before))
+        if self.indexed and indexed_numbers(before, self.indexed):
+            self.value_drops.append((rid,))
 
     def _add_geo(self, rid: int, entries: list[GeoEntry]) -> None:
         if len(entries) > GEO_SLOTS:
@@ -142,6 +167,12 @@ class WritePlan:
             conn.executemany("DELETE FROM entities WHERE rid=?", self.deletes)
         if self.type_drops:
             conn.executemany("DELETE FROM extra_types WHERE rid=?", self.type_drops)
+        if self.value_drops:
+            conn.executemany("DELETE FROM attr_values WHERE rid=?", self.value_drops)
+        if self.value_adds:
+            conn.executemany(
+                "INSERT INTO attr_values(attr, num, rid) VALUES(?,?,?)", self.value_adds
+            )
         if self.location_drops:
             conn.executemany("DELETE FROM geo_location WHERE gid=?", self.location_drops)
         if self.other_drops:
@@ -178,3 +209,29 @@ class WritePlan:
             rows,
         )
         conn.execute("DELETE FROM attr_stats WHERE n <= 0")
+
+
+def sync_value_index(conn: sqlite3.Connection, indexed: frozenset[str]) -> None:
+    """Rebuild the attribute-value index when the operator's choice of attributes changed."""
+    wanted = ",".join(sorted(indexed))
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key='indexed_attributes'").fetchone()
+        if (row[0] if row else "") != wanted:
+            conn.execute("DELETE FROM attr_values")
+            if indexed:
+                for rid, doc in conn.execute("SELECT rid, doc FROM entities").fetchall():
+                    rows = indexed_numbers(unpack(doc), indexed)
+                    conn.executemany(
+                        "INSERT INTO attr_values(attr, num, rid) VALUES(?,?,?)",
+                        [(a, n, rid) for a, n in rows],
+                    )
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES('indexed_attributes', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (wanted,),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
