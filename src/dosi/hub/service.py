@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
-from dosi.hub.http import GEO_JSON, Call
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dosi.hub.http import GEO_JSON, Call, entity_response
 from dosi.hub.query import EntityFilter, page_params, selection
 from dosi.hub.store.base import Mutation, Outcome, Page
-from dosi.ngsi.errors import NgsiError, ResourceNotFound
+from dosi.ngsi.errors import AlreadyExists, NgsiError, ResourceNotFound
 from dosi.ngsi.model import Entity
 from dosi.ngsi.render import View, render_entity
 
@@ -36,6 +40,27 @@ def existing(entity: Entity | None, entity_id: str) -> Entity:
     return entity
 
 
+def create_mutation(entity: Entity) -> Mutation:
+    """Store `entity` unless one with its id exists (single and batch create)."""
+
+    def create(old: Entity | None) -> Entity:
+        if old is not None:
+            raise AlreadyExists(f"entity {entity['id']} already exists")
+        return entity
+
+    return create
+
+
+def delete_mutation(entity_id: str) -> Mutation:
+    """Delete an entity that must exist (single and batch delete)."""
+
+    def delete(old: Entity | None) -> None:
+        existing(old, entity_id)
+        return None
+
+    return delete
+
+
 async def run_query(call: Call, flt: EntityFilter, params: Mapping[str, Any]) -> Page:
     settings = call.state.settings
     limit, offset, count = page_params(
@@ -44,6 +69,37 @@ async def run_query(call: Call, flt: EntityFilter, params: Mapping[str, Any]) ->
     return await call.state.store.select(
         call.tenant, selection(flt, limit=limit, offset=offset, count=count)
     )
+
+
+async def query_response(
+    request: Request, call: Call, flt: EntityFilter, view: View, params: Mapping[str, Any]
+) -> Response:
+    """Run a query and answer it with paging links and, when asked, the result count."""
+    page = await run_query(call, flt, params)
+    headers = page_links(request, call, page.total, len(page.entities))
+    if page.total is not None:
+        headers["NGSILD-Results-Count"] = str(page.total)
+    return await entity_response(
+        call, render_many(call, page.entities, view, params), headers=headers
+    )
+
+
+def page_links(request: Request, call: Call, total: int | None, returned: int) -> dict[str, str]:
+    """Link rel=next/prev so clients can page without doing the arithmetic."""
+    params = dict(request.query_params)
+    limit = int(params.get("limit", call.state.settings.default_page_size))
+    offset = int(params.get("offset", 0))
+    links: list[str] = []
+    if limit and (returned == limit if total is None else offset + limit < total):
+        links.append(_link(request, params, offset + limit, "next"))
+    if limit and offset > 0:
+        links.append(_link(request, params, max(0, offset - limit), "prev"))
+    return {"Link": ", ".join(links)} if links else {}
+
+
+def _link(request: Request, params: dict[str, Any], offset: int, rel: str) -> str:
+    query = urlencode({**params, "offset": str(offset)})
+    return f'<{request.url.path}?{query}>; rel="{rel}"; type="application/ld+json"'
 
 
 def render_many(call: Call, entities: list[Entity], view: View, params: Mapping[str, Any]) -> Any:

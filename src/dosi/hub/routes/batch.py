@@ -18,16 +18,21 @@ from starlette.routing import Route
 from dosi.hub.http import (
     Call,
     begin_with_body,
-    entity_response,
     json_response,
     no_content,
     require_tenant,
 )
 from dosi.hub.query import EntityFilter, compile_pattern, parse_filter, parse_view
-from dosi.hub.routes.entities import page_links
-from dosi.hub.service import existing, problem_of, render_many, run_query, write_many
+from dosi.hub.service import (
+    create_mutation,
+    delete_mutation,
+    existing,
+    problem_of,
+    query_response,
+    write_many,
+)
 from dosi.hub.store.base import Mutation, Outcome
-from dosi.ngsi.errors import AlreadyExists, BadRequestData, NgsiError
+from dosi.ngsi.errors import BadRequestData, NgsiError
 from dosi.ngsi.geo import parse_geoquery
 from dosi.ngsi.model import Entity
 from dosi.ngsi.mutate import append_attributes, attributes_of, merge_entity, replace_entity
@@ -83,13 +88,7 @@ async def batch_create(request: Request) -> Response:
 
     def build(item: Any, now: str) -> tuple[str, Mutation]:
         entity = parse_entity(item, call.ctx, now=now)
-
-        def create(old: Entity | None) -> Entity:
-            if old is not None:
-                raise AlreadyExists(f"entity {entity['id']} already exists")
-            return entity
-
-        return entity["id"], create
+        return entity["id"], create_mutation(entity)
 
     outcomes, errors = await _run_batch(call, items, build)
     if errors:
@@ -168,12 +167,7 @@ async def batch_delete(request: Request) -> Response:
         if not isinstance(item, str):
             raise BadRequestData("batch delete takes an array of entity ids")
         eid = require_uri(item, "entity id")
-
-        def delete(old: Entity | None) -> None:
-            existing(old, eid)
-            return None
-
-        return eid, delete
+        return eid, delete_mutation(eid)
 
     outcomes, errors = await _run_batch(call, items, build)
     return _result(outcomes, errors) if errors else no_content(call)
@@ -193,13 +187,7 @@ async def post_query(request: Request) -> Response:
     if "lang" in body and "lang" not in view_params:
         view_params["lang"] = body["lang"]
     view = parse_view(view_params, call.ctx, attrs=flt.attrs)
-    page = await run_query(call, flt, params)
-    headers = page_links(request, page.total, len(page.entities))
-    if page.total is not None:
-        headers["NGSILD-Results-Count"] = str(page.total)
-    return await entity_response(
-        call, render_many(call, page.entities, view, params), headers=headers
-    )
+    return await query_response(request, call, flt, view, params)
 
 
 def _filter_from_body(body: dict[str, Any], call: Call) -> EntityFilter:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,9 +10,15 @@ from starlette.routing import Route
 
 from dosi.hub.http import begin, begin_with_body, entity_response, no_content
 from dosi.hub.query import expand_names, parse_filter, parse_view
-from dosi.hub.service import existing, render_many, render_one, run_query, write_one
-from dosi.ngsi.errors import AlreadyExists, BadRequestData, ResourceNotFound
-from dosi.ngsi.model import Entity
+from dosi.hub.service import (
+    create_mutation,
+    delete_mutation,
+    existing,
+    query_response,
+    render_one,
+    write_one,
+)
+from dosi.ngsi.errors import BadRequestData, ResourceNotFound
 from dosi.ngsi.mutate import merge_entity, replace_entity
 from dosi.ngsi.parse import parse_entity, parse_fragment
 from dosi.ngsi.values import now_iso, require_uri
@@ -29,13 +34,7 @@ def path_id(request: Request) -> str:
 async def create_entity(request: Request) -> Response:
     call, body = await begin_with_body(request)
     entity = parse_entity(body, call.ctx, now=now_iso())
-
-    def create(old: Entity | None) -> Entity:
-        if old is not None:
-            raise AlreadyExists(f"entity {entity['id']} already exists")
-        return entity
-
-    await write_one(call, entity["id"], create)
+    await write_one(call, entity["id"], create_mutation(entity))
     location = f"{BASE}/entities/{quote(entity['id'], safe=':')}"
     headers = {"Location": location}
     if call.tenant:
@@ -66,41 +65,13 @@ async def query_entities(request: Request) -> Response:
             "a query needs at least one of type, id, idPattern, attrs, q, scopeQ or a geo-query"
         )
     view = parse_view(params, call.ctx, attrs=flt.attrs)
-    page = await run_query(call, flt, params)
-    headers = page_links(request, page.total, len(page.entities))
-    if page.total is not None:
-        headers["NGSILD-Results-Count"] = str(page.total)
-    data = render_many(call, page.entities, view, params)
-    return await entity_response(call, data, headers=headers)
-
-
-def page_links(request: Request, total: int | None, returned: int) -> dict[str, str]:
-    """Link rel=next/prev so clients can page without doing the arithmetic."""
-    params = dict(request.query_params)
-    limit = int(params.get("limit", request.app.state.hub.settings.default_page_size))
-    offset = int(params.get("offset", 0))
-    links: list[str] = []
-    if limit and (returned == limit if total is None else offset + limit < total):
-        links.append(_link(request, params, offset + limit, "next"))
-    if limit and offset > 0:
-        links.append(_link(request, params, max(0, offset - limit), "prev"))
-    return {"Link": ", ".join(links)} if links else {}
-
-
-def _link(request: Request, params: dict[str, Any], offset: int, rel: str) -> str:
-    query = urlencode({**params, "offset": str(offset)})
-    return f'<{request.url.path}?{query}>; rel="{rel}"; type="application/ld+json"'
+    return await query_response(request, call, flt, view, params)
 
 
 async def delete_entity(request: Request) -> Response:
     call = await begin(request)
     entity_id = path_id(request)
-
-    def delete(old: Entity | None) -> None:
-        existing(old, entity_id)
-        return None
-
-    await write_one(call, entity_id, delete)
+    await write_one(call, entity_id, delete_mutation(entity_id))
     return no_content(call)
 
 
