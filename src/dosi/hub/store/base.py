@@ -88,6 +88,18 @@ class AttributeStat:
     count: int
 
 
+@dataclass(frozen=True)
+class JournalEntry:
+    """One committed change as the journal keeps it (see store/history.py)."""
+
+    seq: int  # increases with commit order, per tenant
+    at: int  # commit time, epoch milliseconds
+    id: str
+    before: Entity | None  # None: created; whole entity: deleted; else id, type, changed attrs
+    after: Entity | None  # None: deleted
+    changed: list[str]  # attribute IRIs created, updated or deleted
+
+
 class Store(Protocol):
     async def open(self) -> None: ...
 
@@ -107,6 +119,31 @@ class Store(Protocol):
 
     async def attribute_stats(self, tenant: str) -> list[AttributeStat]:
         """Per (type, attribute, attribute type) entity counts; attribute "" counts the type."""
+        ...
+
+    async def journal_read(self, tenant: str, after: int, limit: int) -> list[JournalEntry]:
+        """Journal entries with seq > `after`, oldest first."""
+        ...
+
+    async def journal_last(self, tenant: str) -> int:
+        """The seq of the newest journal entry (0 if none): where a new follower starts."""
+        ...
+
+    async def journal_prune(self, tenant: str, upto: int, before_ms: int) -> int:
+        """Drop entries with seq <= `upto` committed before `before_ms`; returns how many."""
+        ...
+
+    def add_commit_listener(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(tenant)` after each commit of this process (from any thread)."""
+        ...
+
+    def try_lead(self, role: str) -> bool:
+        """Take the single-holder role `role` among the hub's processes, without waiting.
+
+        Work that must happen once per hub, not once per worker (delivering
+        notifications, sending device commands), runs where this returned True;
+        the role is held until the store closes or the process dies.
+        """
         ...
 
     async def kv_put(self, namespace: str, key: str, value: bytes) -> None: ...

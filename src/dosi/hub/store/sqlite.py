@@ -26,17 +26,20 @@ from dosi.hub.store.base import (
     DEFAULT_TENANT,
     AttributeStat,
     Change,
+    JournalEntry,
     Mutation,
     Outcome,
     Page,
     Prefilter,
     Selection,
 )
+from dosi.hub.store.history import journal_entry, to_ms
 from dosi.hub.store.rows import stat_delta, unpack
 from dosi.hub.store.sqlite_query import select
 from dosi.hub.store.sqlite_schema import WritePlan, connect, create_schema, sync_value_index
 from dosi.ngsi.errors import BadRequestData, InternalError, NgsiError, NonexistentTenant
 from dosi.ngsi.model import LOCATION, Entity
+from dosi.ngsi.values import now_iso
 
 T = TypeVar("T")
 _TENANT_NAME = re.compile(r"^[A-Za-z0-9_.:/\-]{1,128}$")
@@ -66,8 +69,10 @@ class SqliteStore:
         durable: bool = False,
         readers: int = 4,
         indexed_attributes: frozenset[str] = frozenset(),
+        history: bool = True,
     ) -> None:
         self._dir = Path(data_dir)
+        self._history = history
         self._indexed = indexed_attributes
         self._durable = durable
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="dosi-read")
@@ -81,6 +86,8 @@ class SqliteStore:
         self._stopping = threading.Event()
         self._checkpointer: threading.Thread | None = None
         self._write_lock: int | None = None
+        self._commit_listeners: list[Callable[[str], None]] = []
+        self._roles: dict[str, int] = {}
 
     # -- lifecycle -------------------------------------------------------
     async def open(self) -> None:
@@ -122,10 +129,28 @@ class SqliteStore:
         if self._write_lock is not None:
             os.close(self._write_lock)
             self._write_lock = None
+        for fd in self._roles.values():
+            os.close(fd)
+        self._roles.clear()
         self._readers.shutdown(wait=True)
         for conn in self._writer_conns.values():
             conn.close()
         self._writer_conns.clear()
+
+    def add_commit_listener(self, listener: Callable[[str], None]) -> None:
+        self._commit_listeners.append(listener)
+
+    def try_lead(self, role: str) -> bool:
+        if role in self._roles:
+            return True
+        fd = os.open(self._dir / f"{role}.lead", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._roles[role] = fd
+        return True
 
     # -- tenants ---------------------------------------------------------
     async def tenant_exists(self, tenant: str) -> bool:
@@ -185,7 +210,7 @@ class SqliteStore:
         if not ops:
             return []
         result: list[Outcome] = await self._submit(
-            tenant, lambda conn: _apply_ops(conn, ops, self._indexed)
+            tenant, lambda conn: _apply_ops(conn, ops, self._indexed, self._history)
         )
         return result
 
@@ -259,6 +284,8 @@ class SqliteStore:
             return
         with self._lock:
             self._dirty.add(tenant)
+        for listener in self._commit_listeners:
+            listener(tenant)
         for job, value, error in results:
             if error is None:
                 job.future.set_result(value)
@@ -353,6 +380,38 @@ class SqliteStore:
 
         return await self._read(tenant, run)
 
+    # -- journal ---------------------------------------------------------
+    async def journal_read(self, tenant: str, after: int, limit: int) -> list[JournalEntry]:
+        def run(conn: sqlite3.Connection) -> list[JournalEntry]:
+            rows = conn.execute(
+                "SELECT seq, at, doc FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit),
+            ).fetchall()
+            return [journal_entry(seq, at, doc) for seq, at, doc in rows]
+
+        return await self._read(tenant, run, inline=limit <= 64)
+
+    async def journal_last(self, tenant: str) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT max(seq) FROM journal").fetchone()
+            if row[0] is not None:
+                return int(row[0])
+            # Pruned empty: AUTOINCREMENT remembers the last seq handed out.
+            row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='journal'").fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._read(tenant, run, inline=True)
+
+    async def journal_prune(self, tenant: str, upto: int, before_ms: int) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "DELETE FROM journal WHERE seq <= ? AND at < ?", (upto, before_ms)
+            )
+            return int(cursor.rowcount)
+
+        self._path(tenant)
+        return await self._submit(tenant, run)
+
     # -- key/value for hub metadata (hosted contexts, ...) ----------------
     async def kv_put(self, namespace: str, key: str, value: bytes) -> None:
         def run(conn: sqlite3.Connection) -> None:
@@ -401,6 +460,7 @@ def _apply_ops(
     conn: sqlite3.Connection,
     ops: Sequence[tuple[str, Mutation]],
     indexed: frozenset[str] = frozenset(),
+    history: bool = True,
 ) -> list[Outcome]:
     """Run mutations against the current rows, then write each entity's final state."""
     original = _load_current(conn, [eid for eid, _ in ops])
@@ -418,7 +478,12 @@ def _apply_ops(
             continue
         state[eid] = after
         outcomes.append(Outcome(eid, change=Change(eid, before, after)))
-    plan = WritePlan(indexed)
+    plan = WritePlan(indexed, history=history)
+    now = now_iso()
+    now_ms = to_ms(now)
+    for outcome in outcomes:
+        if outcome.change is not None:
+            plan.record(outcome.change, now, now_ms)
     next_rid = int(conn.execute("SELECT coalesce(max(rid), 0) FROM entities").fetchone()[0]) + 1
     for eid, final in state.items():
         known = original.get(eid)

@@ -6,6 +6,18 @@ import sqlite3
 from collections import Counter
 from typing import Any
 
+import orjson
+
+from dosi.hub.store.base import Change
+from dosi.hub.store.history import (
+    HistoryRow,
+    attr_series_key,
+    changed_attributes,
+    history_rows,
+    journal_record,
+    series_key,
+    temporal_record,
+)
 from dosi.hub.store.rows import (
     GeoEntry,
     Shape,
@@ -58,6 +70,28 @@ DDL = (
         attr TEXT NOT NULL, num REAL NOT NULL, rid INTEGER NOT NULL)""",
     """CREATE INDEX IF NOT EXISTS attr_values_num ON attr_values(attr, num)""",
     """CREATE INDEX IF NOT EXISTS attr_values_rid ON attr_values(rid)""",
+    # History (the temporal API): one row per attribute instance ever stored, keyed by
+    # hashes of entity id and attribute IRI (see store/history.py); `num` is the numeric
+    # value aggregations use, in the series index so they never read the documents.
+    """CREATE TABLE IF NOT EXISTS history(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        entity INTEGER NOT NULL,
+        attr INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        recorded INTEGER NOT NULL,
+        num REAL,
+        doc BLOB NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS history_series ON history(entity, attr, ts, num)""",
+    """CREATE TABLE IF NOT EXISTS history_attrs(key INTEGER PRIMARY KEY, name TEXT NOT NULL)""",
+    # Entities history knows of, deleted ones included (doc: types, scope, system times).
+    """CREATE TABLE IF NOT EXISTS temporal_entities(
+        key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, doc BLOB NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS temporal_types(
+        type TEXT NOT NULL, key INTEGER NOT NULL, PRIMARY KEY(type, key)) WITHOUT ROWID""",
+    # The journal: every committed change, in commit order, for the followers that act on
+    # changes (subscriptions, live streams, device commands). They prune what all have read.
+    """CREATE TABLE IF NOT EXISTS journal(
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, doc BLOB NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS kv(
         ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
         PRIMARY KEY(ns, key)) WITHOUT ROWID""",
@@ -98,8 +132,14 @@ def create_schema(conn: sqlite3.Connection) -> None:
 class WritePlan:
     """Row changes of one transaction, flushed with executemany per table."""
 
-    def __init__(self, indexed: frozenset[str] = frozenset()) -> None:
+    def __init__(self, indexed: frozenset[str] = frozenset(), *, history: bool = True) -> None:
         self.indexed = indexed
+        self.keep_history = history
+        self.history: list[HistoryRow] = []
+        self.times: dict[str, int] = {}
+        self.history_attrs: dict[int, str] = {}
+        self.temporal: dict[int, tuple[str, list[str], bytes]] = {}
+        self.journal: list[tuple[int, bytes]] = []
         self.value_drops: list[tuple[int]] = []
         self.value_adds: list[tuple[str, float, int]] = []
         self.inserts: list[tuple[int, str, str, bytes]] = []
@@ -145,6 +185,18 @@ class WritePlan:
         self._drop_geo(rid, geo_entries(before))
         if self.indexed and indexed_numbers(before, self.indexed):
             self.value_drops.append((rid,))
+
+    def record(self, change: Change, now: str, now_ms: int) -> None:
+        """History rows and the journal record of one committed change."""
+        attrs = changed_attributes(change.before, change.after)
+        self.journal.append((now_ms, orjson.dumps(journal_record(change, attrs))))
+        if not self.keep_history:
+            return
+        record = temporal_record(change, now)
+        self.temporal[series_key(change.id)] = (change.id, record["type"], orjson.dumps(record))
+        for attr in attrs:
+            self.history_attrs[attr_series_key(attr)] = attr
+        self.history.extend(history_rows(change, now, attrs, self.times))
 
     def _add_geo(self, rid: int, entries: list[GeoEntry]) -> None:
         if len(entries) > GEO_SLOTS:
@@ -198,6 +250,31 @@ class WritePlan:
                 self.other_adds,
             )
         self._flush_stats(conn)
+        self._flush_history(conn)
+
+    def _flush_history(self, conn: sqlite3.Connection) -> None:
+        if self.journal:
+            conn.executemany("INSERT INTO journal(at, doc) VALUES(?,?)", self.journal)
+        if self.history_attrs:
+            conn.executemany(
+                "INSERT OR IGNORE INTO history_attrs(key, name) VALUES(?,?)",
+                list(self.history_attrs.items()),
+            )
+        if self.history:
+            conn.executemany(
+                "INSERT INTO history(entity, attr, ts, recorded, num, doc) VALUES(?,?,?,?,?,?)",
+                self.history,
+            )
+        if self.temporal:
+            conn.executemany(
+                "INSERT INTO temporal_entities(key, id, type, doc) VALUES(?,?,?,?) "
+                "ON CONFLICT(key) DO UPDATE SET type=excluded.type, doc=excluded.doc",
+                [(key, eid, types[0], doc) for key, (eid, types, doc) in self.temporal.items()],
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO temporal_types(type, key) VALUES(?,?)",
+                [(t, key) for key, (_, types, _) in self.temporal.items() for t in types],
+            )
 
     def _flush_stats(self, conn: sqlite3.Connection) -> None:
         rows = [(t, a, at, n) for (t, a, at), n in expand_shapes(self.stats).items() if n]

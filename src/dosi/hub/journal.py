@@ -1,0 +1,85 @@
+"""Following the journal: every committed change of every tenant, in commit order.
+
+Subscriptions, live streams and device commands are all *followers*: each
+keeps a cursor per tenant and reads what was committed after it. Commits of
+this process wake followers at once; commits of other worker processes are
+found by polling, so a follower works the same with one worker or several.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from dosi.hub.store.base import DEFAULT_TENANT, JournalEntry, Store
+
+
+class JournalFollower:
+    """Reads the journal of every tenant from per-tenant cursors.
+
+    A follower created with `start=None` begins at the current end of each
+    journal (it sees only what is committed from now on); pass saved cursors
+    to resume where a previous run stopped.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        start: Mapping[str, int] | None = None,
+        batch: int = 1000,
+        poll_s: float = 0.05,
+    ) -> None:
+        self._store = store
+        self._cursors: dict[str, int] = dict(start or {})
+        self._from_end = start is None
+        self._batch = batch
+        self._poll_s = poll_s
+        self._wakeup = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        store.add_commit_listener(self._committed)
+
+    @property
+    def cursors(self) -> dict[str, int]:
+        return dict(self._cursors)
+
+    def _committed(self, tenant: str) -> None:
+        # Called from the store's writer thread.
+        self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    async def _tenants(self) -> list[str]:
+        tenants = [DEFAULT_TENANT, *await self._store.tenants()]
+        for tenant in tenants:
+            if tenant not in self._cursors:
+                # Tenants that exist when a fresh follower starts are read from their
+                # end; any tenant that appears later, from its very first change.
+                self._cursors[tenant] = (
+                    await self._store.journal_last(tenant) if self._from_end else 0
+                )
+        self._from_end = False
+        return tenants
+
+    async def read(self) -> list[tuple[str, list[JournalEntry]]]:
+        """What was committed since the last call, per tenant; [] if nothing."""
+        found: list[tuple[str, list[JournalEntry]]] = []
+        for tenant in await self._tenants():
+            entries = await self._store.journal_read(tenant, self._cursors[tenant], self._batch)
+            if entries:
+                found.append((tenant, entries))
+        return found
+
+    def advance(self, tenant: str, seq: int) -> None:
+        """Mark everything up to `seq` of `tenant` as handled."""
+        self._cursors[tenant] = max(self._cursors.get(tenant, 0), seq)
+
+    async def wait(self) -> list[tuple[str, list[JournalEntry]]]:
+        """Wait until there is something new, then return it (cursors advance on `advance`)."""
+        while True:
+            self._wakeup.clear()
+            found = await self.read()
+            if found:
+                return found
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), self._poll_s)
+            except TimeoutError:
+                pass
