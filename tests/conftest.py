@@ -34,3 +34,6 @@ async def client(settings: HubSettings) -> AsyncIterator[httpx.AsyncClient]:
         ) as http,
     ):
         yield http
+
+
+pytest_plugins = ["servers"]

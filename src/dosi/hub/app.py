@@ -7,7 +7,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,11 +19,24 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dosi.hub import context_store
+from dosi.hub.extension import Extension
 from dosi.hub.http import problem_response
-from dosi.hub.routes import batch, contexts, discovery, entities, ops, resources
+from dosi.hub.routes import (
+    batch,
+    contexts,
+    discovery,
+    entities,
+    ops,
+    resources,
+    stream,
+    subscriptions,
+    temporal,
+)
 from dosi.hub.settings import HubSettings
 from dosi.hub.state import HubState
 from dosi.hub.store.sqlite import SqliteStore
+from dosi.hub.subscriptions.notifier import Notifier
+from dosi.hub.temporal.retention import Retention
 from dosi.ngsi.context import ContextResolver
 from dosi.ngsi.errors import (
     InternalError,
@@ -39,8 +52,12 @@ _ID_COUNTER = itertools.count(1)
 access_log = logging.getLogger("dosi.access")
 
 
-def create_app(settings: HubSettings | None = None) -> Starlette:
+def create_app(
+    settings: HubSettings | None = None, extensions: Sequence[Extension] = ()
+) -> Starlette:
+    """The hub; `extensions` (the IoT agent, ...) add routes and background work."""
     settings = settings or HubSettings()
+    parts: list[Extension] = [Notifier(), Retention(), *extensions]
 
     def context_changed(event: str, record: dict[str, Any]) -> None:
         # Hosted and implicitly created contexts must survive a restart.
@@ -62,6 +79,7 @@ def create_app(settings: HubSettings | None = None) -> Starlette:
         store=SqliteStore(
             settings.data_dir,
             indexed_attributes=indexed_iris(settings.indexed_attributes, resolver),
+            history=settings.history,
         ),
         contexts=resolver,
     )
@@ -70,12 +88,19 @@ def create_app(settings: HubSettings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await state.store.open()
         await context_store.restore(state)
-        log.info("hub started", extra={"data_dir": str(settings.data_dir)})
+        started: list[Extension] = []
         try:
+            for part in parts:
+                await part.start(state)
+                started.append(part)
+            log.info("hub started", extra={"data_dir": str(settings.data_dir)})
             yield
         finally:
             # Uvicorn stops accepting and drains in-flight requests before this runs;
-            # closing the store then commits every queued write.
+            # extensions then finish their work, and closing the store commits every
+            # queued write.
+            for part in reversed(started):
+                await part.stop()
             await state.settle()
             await state.store.close()
             log.info("hub stopped")
@@ -88,6 +113,10 @@ def create_app(settings: HubSettings | None = None) -> Starlette:
             *batch.ROUTES,
             *discovery.ROUTES,
             *contexts.ROUTES,
+            *temporal.ROUTES,
+            *subscriptions.ROUTES,
+            *stream.ROUTES,
+            *(route for part in parts for route in part.routes),
         ],
         exception_handlers={
             NgsiError: _ngsi_error,

@@ -9,6 +9,7 @@ found by polling, so a follower works the same with one worker or several.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 
 from dosi.hub.store.base import DEFAULT_TENANT, JournalEntry, Store
@@ -79,7 +80,5 @@ class JournalFollower:
             found = await self.read()
             if found:
                 return found
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll_s)
-            except TimeoutError:
-                pass

@@ -26,6 +26,13 @@ class HubSettings:
     # Attributes (terms of the core context, or IRIs) whose numeric values get an index,
     # so q comparisons on them need not read every entity of a type.
     indexed_attributes: tuple[str, ...] = ()
+    # Record every change in history (the temporal API); off trades history for ingest speed.
+    history: bool = True
+    # -- temporal API and retention (fields below this line: temporal) --
+    # -- subscriptions and notifications (fields below this line: subscriptions) --
+    # -- IoT agent (fields below this line: ingest) --
+    # MQTT broker the IoT agent connects to, e.g. mqtt://127.0.0.1:1883; None: HTTP only.
+    mqtt_url: str | None = None
 
     @property
     def base_url(self) -> str:

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dosi.ngsi.errors import NgsiError
 from dosi.ngsi.model import Entity
+
+if TYPE_CHECKING:
+    from dosi.hub.store.events import EventStore
+    from dosi.hub.store.temporal import TemporalStore
 
 DEFAULT_TENANT = ""
 
@@ -101,6 +105,16 @@ class JournalEntry:
 
 
 class Store(Protocol):
+    @property
+    def temporal(self) -> TemporalStore:
+        """History reads and temporal-API writes."""
+        ...
+
+    @property
+    def events(self) -> EventStore:
+        """Subscriptions and the notification outbox."""
+        ...
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

@@ -112,11 +112,7 @@ def history_rows(
             recorded = _ms(modified, times) if modified else now_ms
             observed = inst.get("observedAt")
             value = inst.get("value")
-            num = (
-                float(value)
-                if value.__class__ is int or value.__class__ is float
-                else None
-            )
+            num = float(value) if value.__class__ is int or value.__class__ is float else None
             rows.append(
                 (
                     entity_key,
@@ -187,6 +183,4 @@ def journal_record(change: Change, attrs: list[str]) -> dict[str, Any]:
 
 def journal_entry(seq: int, at: int, doc: bytes) -> JournalEntry:
     record = orjson.loads(doc)
-    return JournalEntry(
-        seq, at, record["id"], record["before"], record["after"], record["changed"]
-    )
+    return JournalEntry(seq, at, record["id"], record["before"], record["after"], record["changed"])

@@ -35,8 +35,10 @@ from dosi.hub.store.base import (
 )
 from dosi.hub.store.history import journal_entry, to_ms
 from dosi.hub.store.rows import stat_delta, unpack
+from dosi.hub.store.sqlite_events import SqliteEvents
 from dosi.hub.store.sqlite_query import select
 from dosi.hub.store.sqlite_schema import WritePlan, connect, create_schema, sync_value_index
+from dosi.hub.store.sqlite_temporal import SqliteTemporal
 from dosi.ngsi.errors import BadRequestData, InternalError, NgsiError, NonexistentTenant
 from dosi.ngsi.model import LOCATION, Entity
 from dosi.ngsi.values import now_iso
@@ -87,6 +89,8 @@ class SqliteStore:
         self._checkpointer: threading.Thread | None = None
         self._write_lock: int | None = None
         self._commit_listeners: list[Callable[[str], None]] = []
+        self.temporal = SqliteTemporal(self)
+        self.events = SqliteEvents(self)
         self._roles: dict[str, int] = {}
 
     # -- lifecycle -------------------------------------------------------
@@ -213,6 +217,20 @@ class SqliteStore:
             tenant, lambda conn: _apply_ops(conn, ops, self._indexed, self._history)
         )
         return result
+
+    async def run_write(self, tenant: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(conn)` inside the writer's transaction (group commit, savepoint per call).
+
+        For the SQLite parts of other features (history, subscriptions); an exception
+        rolls back just this call's changes. Resolves after the COMMIT.
+        """
+        return await self._submit(tenant, fn)
+
+    async def run_read(
+        self, tenant: str, fn: Callable[[sqlite3.Connection], T], *, inline: bool = False
+    ) -> T:
+        """Run `fn(conn)` on a read-only connection (inline: on the event loop, for tiny reads)."""
+        return await self._read(tenant, fn, inline=inline)
 
     async def _submit(self, tenant: str, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None:

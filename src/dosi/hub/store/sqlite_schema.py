@@ -115,9 +115,12 @@ def connect(
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
+    # Imported here: those modules import the store, which imports this one.
+    from dosi.hub.store import sqlite_events, sqlite_temporal
+
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for statement in DDL:
+        for statement in (*DDL, *sqlite_temporal.DDL, *sqlite_events.DDL):
             conn.execute(statement)
         conn.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)",

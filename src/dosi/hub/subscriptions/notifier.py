@@ -1,0 +1,19 @@
+"""The notifier: follows the journal, matches subscriptions, delivers from an outbox (stub)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.routing import BaseRoute
+
+from dosi.hub.state import HubState
+
+
+class Notifier:
+    routes: Sequence[BaseRoute] = ()
+
+    async def start(self, state: HubState) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None

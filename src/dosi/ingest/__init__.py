@@ -1,0 +1,1 @@
+"""dosi.ingest: the IoT agent that turns device measurements into hub updates."""
