@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,8 +19,28 @@ CORE_LINK = (
 )
 
 
+# Stores the hub tests run on: DOSI_TEST_BACKENDS=sqlite,postgres runs each test on both
+# (postgres: a fresh PostGIS database per test, see servers.py).
+BACKENDS = tuple(
+    name.strip()
+    for name in os.environ.get("DOSI_TEST_BACKENDS", "sqlite").split(",")
+    if name.strip()
+)
+if not BACKENDS or not set(BACKENDS) <= {"sqlite", "postgres"}:
+    raise pytest.UsageError(f"DOSI_TEST_BACKENDS: sqlite and/or postgres, not {BACKENDS!r}")
+
+
+@pytest.fixture(params=BACKENDS if len(BACKENDS) > 1 else None)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store of the hub under test (one backend: no parameter, test ids unchanged)."""
+    return str(getattr(request, "param", BACKENDS[0]))
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> HubSettings:
+def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> HubSettings:
+    if backend == "postgres":
+        url = request.getfixturevalue("postgres_db")
+        return HubSettings(data_dir=tmp_path / "data", db_url=url)
     return HubSettings(data_dir=tmp_path / "data")
 
 

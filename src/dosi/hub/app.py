@@ -34,6 +34,7 @@ from dosi.hub.routes import (
 )
 from dosi.hub.settings import HubSettings
 from dosi.hub.state import HubState
+from dosi.hub.store.base import Store
 from dosi.hub.store.sqlite import SqliteStore
 from dosi.hub.subscriptions.notifier import Notifier
 from dosi.hub.temporal.retention import Retention
@@ -76,11 +77,7 @@ def create_app(
     )
     state = HubState(
         settings=settings,
-        store=SqliteStore(
-            settings.data_dir,
-            indexed_attributes=indexed_iris(settings.indexed_attributes, resolver),
-            history=settings.history,
-        ),
+        store=create_store(settings, indexed_iris(settings.indexed_attributes, resolver)),
         contexts=resolver,
     )
 
@@ -128,6 +125,15 @@ def create_app(
     app.state.hub = state
     app.add_middleware(RequestLogMiddleware, state=state)
     return app
+
+
+def create_store(settings: HubSettings, indexed: frozenset[str]) -> Store:
+    """PostgreSQL when `settings.db_url` is set, else SQLite files in the data dir."""
+    if settings.db_url:
+        from dosi.hub.store.postgres import PostgresStore
+
+        return PostgresStore(settings.db_url, indexed_attributes=indexed, history=settings.history)
+    return SqliteStore(settings.data_dir, indexed_attributes=indexed, history=settings.history)
 
 
 def indexed_attributes_of(settings: HubSettings) -> frozenset[str]:

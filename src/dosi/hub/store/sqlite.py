@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 from dosi.hub.store.base import (
     DEFAULT_TENANT,
     AttributeStat,
-    Change,
     JournalEntry,
     Mutation,
     Outcome,
@@ -33,15 +32,15 @@ from dosi.hub.store.base import (
     Prefilter,
     Selection,
 )
-from dosi.hub.store.history import journal_entry, to_ms
-from dosi.hub.store.rows import stat_delta, unpack
+from dosi.hub.store.history import journal_entry
+from dosi.hub.store.rows import unpack
+from dosi.hub.store.sqlite_apply import apply_ops
 from dosi.hub.store.sqlite_events import SqliteEvents
 from dosi.hub.store.sqlite_query import select
-from dosi.hub.store.sqlite_schema import WritePlan, connect, create_schema, sync_value_index
+from dosi.hub.store.sqlite_schema import connect, create_schema, sync_value_index
 from dosi.hub.store.sqlite_temporal import SqliteTemporal
 from dosi.ngsi.errors import BadRequestData, InternalError, NgsiError, NonexistentTenant
 from dosi.ngsi.model import LOCATION, Entity
-from dosi.ngsi.values import now_iso
 
 T = TypeVar("T")
 _TENANT_NAME = re.compile(r"^[A-Za-z0-9_.:/\-]{1,128}$")
@@ -49,7 +48,6 @@ _MAX_GROUP = 512
 CHECKPOINT_INTERVAL_S = 0.5
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
 INLINE_CANDIDATES = 2_000  # reads bounded by this many index hits run on the event loop
-_ID_CHUNK = 500
 
 
 class _Job:
@@ -214,7 +212,7 @@ class SqliteStore:
         if not ops:
             return []
         result: list[Outcome] = await self._submit(
-            tenant, lambda conn: _apply_ops(conn, ops, self._indexed, self._history)
+            tenant, lambda conn: apply_ops(conn, ops, self._indexed, self._history)
         )
         return result
 
@@ -274,6 +272,11 @@ class SqliteStore:
             fcntl.flock(self._write_lock, fcntl.LOCK_UN)
 
     def _run_group_locked(self, tenant: str, group: list[_Job]) -> None:
+        # A caller cancelled while its job waited in the queue gets nothing written;
+        # the others are marked running, so a late cancel can no longer race the result.
+        group = [job for job in group if job.future.set_running_or_notify_cancel()]
+        if not group:
+            return
         try:
             conn = self._writer_conn(tenant)
             # The tenant registry row lives in the main database: commit it first.
@@ -459,63 +462,3 @@ def _as_ngsi(exc: BaseException) -> BaseException:
     if isinstance(exc, NgsiError):
         return exc
     return InternalError(f"storage failure: {type(exc).__name__}: {exc}")
-
-
-def _load_current(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, tuple[int, Entity]]:
-    current: dict[str, tuple[int, Entity]] = {}
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), _ID_CHUNK):
-        chunk = unique[start : start + _ID_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for rid, eid, doc in conn.execute(
-            f"SELECT rid, id, doc FROM entities WHERE id IN ({marks})", chunk
-        ):
-            current[eid] = (rid, unpack(doc))
-    return current
-
-
-def _apply_ops(
-    conn: sqlite3.Connection,
-    ops: Sequence[tuple[str, Mutation]],
-    indexed: frozenset[str] = frozenset(),
-    history: bool = True,
-) -> list[Outcome]:
-    """Run mutations against the current rows, then write each entity's final state."""
-    original = _load_current(conn, [eid for eid, _ in ops])
-    state: dict[str, Entity | None] = {eid: ent for eid, (_, ent) in original.items()}
-    outcomes: list[Outcome] = []
-    for eid, mutation in ops:
-        before = state.get(eid)
-        try:
-            after = mutation(before)
-        except NgsiError as exc:
-            outcomes.append(Outcome(eid, error=exc))
-            continue
-        if after is before:
-            outcomes.append(Outcome(eid))
-            continue
-        state[eid] = after
-        outcomes.append(Outcome(eid, change=Change(eid, before, after)))
-    plan = WritePlan(indexed, history=history)
-    now = now_iso()
-    now_ms = to_ms(now)
-    for outcome in outcomes:
-        if outcome.change is not None:
-            plan.record(outcome.change, now, now_ms)
-    next_rid = int(conn.execute("SELECT coalesce(max(rid), 0) FROM entities").fetchone()[0]) + 1
-    for eid, final in state.items():
-        known = original.get(eid)
-        start = known[1] if known else None
-        if final is start:
-            continue
-        stat_delta(start, final, plan.stats)
-        if known is None:
-            if final is not None:
-                plan.insert(next_rid, final)
-                next_rid += 1
-        elif final is None:
-            plan.delete(known[0], known[1])
-        else:
-            plan.update(known[0], known[1], final)
-    plan.flush(conn)
-    return outcomes
