@@ -30,7 +30,6 @@ from dosi.hub.store.rows import (
 from dosi.ngsi.errors import BadRequestData
 from dosi.ngsi.model import LOCATION
 
-SCHEMA_VERSION = 1
 GEO_SLOTS = 64  # GeoProperty instances one entity may carry
 
 PRAGMAS = (
@@ -115,21 +114,12 @@ def connect(
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
+    """Create the tables of a new database, or migrate an older one (store/migrations.py)."""
     # Imported here: those modules import the store, which imports this one.
     from dosi.hub.store import sqlite_events, sqlite_temporal
+    from dosi.hub.store.migrations import migrate_sqlite
 
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for statement in (*DDL, *sqlite_temporal.DDL, *sqlite_events.DDL):
-            conn.execute(statement)
-        conn.execute(
-            "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?)",
-            (str(SCHEMA_VERSION),),
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    migrate_sqlite(conn, (*DDL, *sqlite_temporal.DDL, *sqlite_events.DDL))
 
 
 class WritePlan:

@@ -1,0 +1,1 @@
+"""Export and import of a hub's contents as NDJSON (`dosi export` / `dosi import`)."""
