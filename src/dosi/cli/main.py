@@ -39,6 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--data", type=Path, default=Path(".dosi"), help="data directory (default ./.dosi)"
         )
+        command.add_argument(
+            "--db",
+            type=_db_url,
+            default=None,
+            metavar="URL",
+            help="keep entities in PostgreSQL with PostGIS (postgresql://user@host/db) "
+            "instead of SQLite files in --data",
+        )
         command.add_argument("--log-level", choices=LOG_LEVELS, default="info")
         command.add_argument(
             "--index-attribute",
@@ -47,6 +55,33 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="NAME",
             help="index the numeric values of this attribute for fast q (repeatable)",
         )
+        command.add_argument(
+            "--history-days",
+            type=_days,
+            default=30,
+            metavar="N",
+            help="keep raw history N days, then hourly aggregates only (0: forever; default 30)",
+        )
+        command.add_argument(
+            "--rollup-days",
+            type=_days,
+            default=400,
+            metavar="M",
+            help="keep hourly history aggregates M days (0: forever; default 400)",
+        )
+        command.add_argument(
+            "--no-history",
+            dest="history",
+            action="store_false",
+            help="record no history of changes (no temporal API data; faster ingest)",
+        )
+        command.add_argument(
+            "--mqtt",
+            type=_mqtt_url,
+            default=None,
+            metavar="URL",
+            help="MQTT broker for device measurements and commands, e.g. mqtt://127.0.0.1:1883",
+        )
         if name == "up":
             command.add_argument(
                 "--workers",
@@ -54,7 +89,40 @@ def build_parser() -> argparse.ArgumentParser:
                 default=1,
                 help="worker processes sharing the port (default 1)",
             )
+    # Storage commands (light modules: their hub imports wait until they run).
+    from dosi.cli import db, transfer
+
+    db.add_parser(commands, _db_url)
+    transfer.add_parsers(commands, _db_url)
     return parser
+
+
+def _mqtt_url(text: str) -> str:
+    from dosi.ingest.url import parse_broker_url
+
+    try:
+        parse_broker_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not 0 <= days <= 100_000:
+        raise argparse.ArgumentTypeError(f"days must be 0-100000 (0: forever), got {days}")
+    return days
+
+
+def _db_url(text: str) -> str:
+    if not text.startswith(("postgresql://", "postgres://")):
+        raise argparse.ArgumentTypeError(
+            f"not a PostgreSQL URL (postgresql://user@host/db): {text!r}"
+        )
+    return text
 
 
 def _workers(text: str) -> int:
@@ -70,6 +138,12 @@ def _workers(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run, and map operator-fixable problems to one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
+    if hasattr(args, "handler"):  # db, export, import
+        try:
+            return int(args.handler(args))
+        except CliError as exc:
+            print(f"dosi: error: {exc}", file=sys.stderr)
+            return 2
     # Imported here so `dosi --version` and usage errors stay instant.
     from dosi.cli.serve import ServeOptions, serve
 
@@ -80,6 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level=args.log_level,
         workers=getattr(args, "workers", 1),
         indexed_attributes=tuple(args.index_attribute),
+        db_url=args.db,
+        history=args.history,
+        history_days=args.history_days,
+        rollup_days=args.rollup_days,
+        mqtt_url=args.mqtt,
     )
     try:
         if args.command == "demo":

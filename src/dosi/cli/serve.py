@@ -40,6 +40,11 @@ class ServeOptions:
     log_level: str = "info"
     workers: int = 1
     indexed_attributes: tuple[str, ...] = ()
+    db_url: str | None = None  # PostgreSQL with PostGIS; None: SQLite files in `data`
+    history: bool = True  # record history of changes (the temporal API)
+    history_days: int = 30  # raw history kept (0: forever), then hourly aggregates
+    rollup_days: int = 400  # hourly aggregates kept (0: forever)
+    mqtt_url: str | None = None  # the IoT agent's broker; None: HTTP southbound only
 
 
 def prepare_data_dir(path: Path) -> Path:
@@ -125,6 +130,7 @@ def tune_gc() -> None:
 def serve(options: ServeOptions, on_ready: OnReady = announce) -> int:
     """Serve until SIGINT/SIGTERM; 0 after a graceful shutdown."""
     data_dir = prepare_data_dir(options.data)
+    _refuse_newer_schema(options.db_url or data_dir)
     sock = bind_socket(options.host, options.port, listen=options.workers == 1)
     try:
         port = int(sock.getsockname()[1])  # the real one when --port 0
@@ -136,11 +142,25 @@ def serve(options: ServeOptions, on_ready: OnReady = announce) -> int:
     return 0
 
 
+def _refuse_newer_schema(target: str | Path) -> None:
+    """Storage written by a newer dosi: one clear line, before anything is bound or opened."""
+    from dosi.hub.store.maintenance import refuse_newer, versions
+    from dosi.hub.store.migrations import SchemaTooNew
+
+    try:
+        refuse_newer(asyncio.run(versions(target)), target)
+    except SchemaTooNew as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot read the storage's schema version: {exc}") from None
+
+
 def _serve_one(
     options: ServeOptions, data_dir: Path, sock: socket.socket, port: int, on_ready: OnReady
 ) -> None:
     from dosi.hub.app import configure_logging, create_app
     from dosi.hub.settings import HubSettings
+    from dosi.ingest.agent import IotAgent
 
     configure_logging(options.log_level)
     tune_gc()
@@ -150,9 +170,15 @@ def _serve_one(
         port=port,
         log_level=options.log_level,
         indexed_attributes=options.indexed_attributes,
+        db_url=options.db_url,
+        history=options.history,
+        history_days=options.history_days,
+        rollup_days=options.rollup_days,
+        mqtt_url=options.mqtt_url,
     )
+    app = create_app(settings, extensions=[IotAgent()])
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=options.host,
         port=port,
         loop="uvloop",
@@ -164,7 +190,8 @@ def _serve_one(
     )
     server = uvicorn.Server(config)
     with _signals_stop(server), asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve(server, sock, local_url(options.host, port), on_ready))
+        url = local_url(options.host, port)
+        runner.run(_serve(server, sock, url, on_ready, app.state.hub.draining))
 
 
 def _serve_workers(
@@ -175,7 +202,8 @@ def _serve_workers(
     Each worker has its own writer thread; SQLite's file lock serialises their
     transactions, so acknowledged writes stay acknowledged whichever worker took them.
     """
-    _prepare_store(data_dir, options.indexed_attributes)  # once, not raced by N workers
+    # Once, not raced by N workers.
+    _prepare_store(data_dir, options.indexed_attributes, options.db_url)
     children: list[int] = []
     ready_read, ready_write = os.pipe()
     for _ in range(options.workers):
@@ -235,15 +263,18 @@ def _serve_workers(
     return 0
 
 
-def _prepare_store(data_dir: Path, indexed_attributes: tuple[str, ...]) -> None:
-    from dosi.hub.app import indexed_attributes_of
+def _prepare_store(
+    data_dir: Path, indexed_attributes: tuple[str, ...], db_url: str | None = None
+) -> None:
+    """Create (or upgrade) the schema in the supervisor, before any worker opens it."""
+    from dosi.hub.app import create_store, indexed_attributes_of
     from dosi.hub.settings import HubSettings
-    from dosi.hub.store.sqlite import SqliteStore
 
-    indexed = indexed_attributes_of(HubSettings(indexed_attributes=indexed_attributes))
+    settings = HubSettings(data_dir=data_dir, indexed_attributes=indexed_attributes, db_url=db_url)
+    indexed = indexed_attributes_of(settings)
 
     async def open_and_close() -> None:
-        store = SqliteStore(data_dir, indexed_attributes=indexed)
+        store = create_store(settings, indexed)
         await store.open()
         await store.close()
 
@@ -272,8 +303,15 @@ def _wait_ready(ready: int, children: list[int]) -> bool:
     return True
 
 
-async def _serve(server: uvicorn.Server, sock: socket.socket, url: str, on_ready: OnReady) -> None:
+async def _serve(
+    server: uvicorn.Server,
+    sock: socket.socket,
+    url: str,
+    on_ready: OnReady,
+    draining: asyncio.Event,
+) -> None:
     task = asyncio.create_task(server.serve(sockets=[sock]))
+    watcher = asyncio.create_task(_signal_draining(server, draining))
     failure: Exception | None = None
     # uvicorn exposes readiness only as a flag, so poll it briefly.
     while not server.started and not task.done():  # noqa: ASYNC110
@@ -285,8 +323,16 @@ async def _serve(server: uvicorn.Server, sock: socket.socket, url: str, on_ready
             failure = exc
             server.should_exit = True
     await task
+    watcher.cancel()
     if failure is not None:
         raise CliError(str(failure) or type(failure).__name__) from None
+
+
+async def _signal_draining(server: uvicorn.Server, draining: asyncio.Event) -> None:
+    """Tell the app the moment uvicorn starts shutting down (it only sets a flag)."""
+    while not server.should_exit:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    draining.set()
 
 
 @contextmanager

@@ -27,6 +27,12 @@ from dosi.hub.openapi_schemas import (
     enum,
     ref,
 )
+from dosi.hub.subscriptions.openapi import (
+    SUBSCRIPTION_PARAMETERS,
+    SUBSCRIPTION_SCHEMAS,
+    subscription_operations,
+)
+from dosi.hub.temporal.openapi import TEMPORAL_PARAMETERS, TEMPORAL_SCHEMAS, temporal_operations
 
 API = "/ngsi-ld/v1"
 JSON = "application/json"
@@ -101,6 +107,8 @@ _PARAMETERS: dict[str, tuple[str, str, Json, str]] = {
     "kind": ("kind", "query", enum(*CONTEXT_KINDS), "Only @contexts of this kind"),
     "reload": ("reload", "query", BOOLEAN, "Download a cached @context again"),
 }
+_PARAMETERS.update(TEMPORAL_PARAMETERS)
+_PARAMETERS.update(SUBSCRIPTION_PARAMETERS)
 
 
 def _parameter(key: str) -> Json:
@@ -518,6 +526,8 @@ def _operations() -> dict[str, dict[str, Json]]:
                 errors=(400, 404, 503),
             ),
         },
+        **temporal_operations(),
+        **subscription_operations(),
         "/health": {
             "get": _op(
                 "health",
@@ -567,7 +577,7 @@ def _static() -> Json:
         "tags": [{"name": t} for t in (ENT, ATTR, BATCH, DISC, CTX, OPS)],
         "paths": _operations(),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **TEMPORAL_SCHEMAS, **SUBSCRIPTION_SCHEMAS},
             "parameters": {key: _parameter(key) for key in _PARAMETERS},
             "responses": {
                 name: _error_response(description) for name, description in _ERRORS.values()

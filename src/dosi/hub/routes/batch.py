@@ -8,7 +8,6 @@ in one store transaction.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace as dc_replace
 from typing import Any
 
 from starlette.requests import Request
@@ -22,7 +21,8 @@ from dosi.hub.http import (
     no_content,
     require_tenant,
 )
-from dosi.hub.query import EntityFilter, compile_pattern, parse_filter, parse_view
+from dosi.hub.query import parse_view
+from dosi.hub.query_body import filter_from_body
 from dosi.hub.service import (
     create_mutation,
     delete_mutation,
@@ -33,11 +33,9 @@ from dosi.hub.service import (
 )
 from dosi.hub.store.base import Mutation, Outcome
 from dosi.ngsi.errors import BadRequestData, NgsiError
-from dosi.ngsi.geo import parse_geoquery
 from dosi.ngsi.model import Entity
 from dosi.ngsi.mutate import append_attributes, attributes_of, merge_entity, replace_entity
 from dosi.ngsi.parse import parse_entity, parse_fragment
-from dosi.ngsi.typeexpr import compile_types
 from dosi.ngsi.values import now_iso, require_uri
 
 BASE = "/ngsi-ld/v1/entityOperations"
@@ -182,64 +180,12 @@ async def post_query(request: Request) -> Response:
         raise BadRequestData("the query body's type must be Query")
     await require_tenant(call.state, call.tenant)
     params = dict(request.query_params)
-    flt = _filter_from_body(body, call)
+    flt = filter_from_body(body, call.ctx)
     view_params = {**params}
     if "lang" in body and "lang" not in view_params:
         view_params["lang"] = body["lang"]
     view = parse_view(view_params, call.ctx, attrs=flt.attrs)
     return await query_response(request, call, flt, view, params)
-
-
-def _filter_from_body(body: dict[str, Any], call: Call) -> EntityFilter:
-    params: dict[str, Any] = {}
-    for key in ("q", "scopeQ"):
-        if key in body:
-            if not isinstance(body[key], str):
-                raise BadRequestData(f"{key} must be a string")
-            params[key] = body[key]
-    if "attrs" in body:
-        attrs = body["attrs"]
-        if not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs):
-            raise BadRequestData("attrs must be an array of attribute names")
-        params["attrs"] = ",".join(attrs)
-    geo = None
-    if "geoQ" in body:
-        geo_q = body["geoQ"]
-        if not isinstance(geo_q, dict):
-            raise BadRequestData("geoQ must be an object")
-        geo = parse_geoquery(
-            geo_q.get("georel"),
-            geo_q.get("geometry"),
-            geo_q.get("coordinates"),
-            geo_q.get("geoproperty"),
-        )
-    selectors = body.get("entities")
-    base = parse_filter(params, call.ctx, geo=geo)
-    if selectors is None:
-        if base.is_empty:
-            raise BadRequestData("a query needs entities, attrs, q, scopeQ or geoQ")
-        return base
-    if not isinstance(selectors, list) or not selectors:
-        raise BadRequestData("entities must be a non-empty array of selectors")
-    return _with_selectors(base, [_selector(s, call) for s in selectors])
-
-
-def _selector(raw: Any, call: Call) -> EntityFilter:
-    if not isinstance(raw, dict):
-        raise BadRequestData("each entities selector must be an object")
-    ids = frozenset([require_uri(raw["id"], "id")]) if "id" in raw else None
-    pattern = compile_pattern(raw["idPattern"]) if "idPattern" in raw else None
-    types = compile_types(raw["type"], call.ctx.expand) if "type" in raw else None
-    if ids is None and pattern is None and types is None:
-        raise BadRequestData("an entities selector needs id, idPattern or type")
-    return EntityFilter(ids=ids, id_pattern=pattern, types=types)
-
-
-def _with_selectors(base: EntityFilter, selectors: list[EntityFilter]) -> EntityFilter:
-    if len(selectors) == 1:
-        s = selectors[0]
-        return dc_replace(base, ids=s.ids, id_pattern=s.id_pattern, types=s.types)
-    return dc_replace(base, selectors=tuple(selectors))
 
 
 ROUTES = [
