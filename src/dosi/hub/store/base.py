@@ -165,3 +165,28 @@ class Store(Protocol):
     async def kv_delete(self, namespace: str, key: str) -> None: ...
 
     async def kv_items(self, namespace: str) -> list[tuple[str, bytes]]: ...
+
+
+def run_mutations(
+    ops: Sequence[tuple[str, Mutation]], state: dict[str, Entity | None]
+) -> list[Outcome]:
+    """Run `ops` in order against `state` (id -> current entity), updating it in place.
+
+    The part of a write every backend shares: an op that raises NgsiError
+    leaves its entity as it was and the others go on; one that returns its
+    input unchanged is no change.
+    """
+    outcomes: list[Outcome] = []
+    for eid, mutation in ops:
+        before = state.get(eid)
+        try:
+            after = mutation(before)
+        except NgsiError as exc:
+            outcomes.append(Outcome(eid, error=exc))
+            continue
+        if after is before:
+            outcomes.append(Outcome(eid))
+            continue
+        state[eid] = after
+        outcomes.append(Outcome(eid, change=Change(eid, before, after)))
+    return outcomes

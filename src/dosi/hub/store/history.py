@@ -13,12 +13,14 @@ a writer needs no lookup to place a row; the names live once in side tables.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
 
 from dosi.hub.store.base import Change, JournalEntry
+from dosi.ngsi.errors import BadRequestData, ResourceNotFound
 from dosi.ngsi.model import ENTITY_RESERVED, Entity, Instance
 
 
@@ -81,7 +83,11 @@ def temporal_record(change: Change, now: str) -> dict[str, Any]:
 
 
 def history_rows(
-    change: Change, now: str, attrs: list[str], times: dict[str, int]
+    change: Change,
+    now: str,
+    attrs: list[str],
+    times: dict[str, int],
+    entity_key: int | None = None,
 ) -> list[HistoryRow]:
     """New or changed instances of the changed attributes `attrs`, and deletion markers.
 
@@ -95,7 +101,8 @@ def history_rows(
         return []
     before = change.before or {}
     after = change.after
-    entity_key = series_key(change.id)
+    if entity_key is None:
+        entity_key = series_key(change.id)
     now_ms = _ms(now, times)
     rows: list[HistoryRow] = []
     for attr in attrs:
@@ -184,3 +191,83 @@ def journal_record(change: Change, attrs: list[str]) -> dict[str, Any]:
 def journal_entry(seq: int, at: int, doc: bytes) -> JournalEntry:
     record = orjson.loads(doc)
     return JournalEntry(seq, at, record["id"], record["before"], record["after"], record["changed"])
+
+
+class ChangeRecorder:
+    """The history and journal rows of one transaction, whatever the backend.
+
+    Both write plans (SQLite, PostgreSQL) hold one and flush its lists; the
+    rows are derived here only, so the backends record exactly the same.
+    """
+
+    def __init__(self, *, history: bool = True) -> None:
+        self.keep_history = history
+        self.journal: list[tuple[int, bytes]] = []  # (commit ms, record)
+        self.history: list[HistoryRow] = []
+        self.attr_names: dict[int, str] = {}  # attribute key -> IRI
+        self.records: dict[int, dict[str, Any]] = {}  # entity key -> its latest record
+        self._times: dict[str, int] = {}
+
+    def record(self, change: Change, now: str, now_ms: int) -> None:
+        attrs = changed_attributes(change.before, change.after)
+        self.journal.append((now_ms, orjson.dumps(journal_record(change, attrs))))
+        if not self.keep_history:
+            return
+        entity_key = series_key(change.id)
+        self.records[entity_key] = temporal_record(change, now)
+        for attr in attrs:
+            self.attr_names[attr_series_key(attr)] = attr
+        self.history.extend(history_rows(change, now, attrs, self._times, entity_key))
+
+    def entity_rows(self) -> list[tuple[int, str, str, bytes]]:
+        """(key, id, first type, record) per entity, sorted (writers lock rows in one order)."""
+        return sorted(
+            (key, record["id"], record["type"][0], orjson.dumps(record))
+            for key, record in self.records.items()
+        )
+
+    def type_rows(self) -> list[tuple[str, int]]:
+        return sorted({(t, key) for key, record in self.records.items() for t in record["type"]})
+
+
+def merged_record(
+    record: dict[str, Any] | None,
+    entity_id: str,
+    types: Sequence[str],
+    scope: Sequence[str] | None,
+    *,
+    must_exist: bool,
+    now: str,
+) -> tuple[dict[str, Any], bool]:
+    """The entity record after a temporal-API write of instances; (record, created)."""
+    created = record is None
+    if record is None:
+        if must_exist:
+            raise ResourceNotFound(f"entity {entity_id} has no temporal representation")
+        if not types:
+            raise BadRequestData("a new temporal entity needs a type")
+        record = {"id": entity_id, "type": list(types), "createdAt": now}
+    else:
+        record["type"] = [*record["type"], *(t for t in types if t not in record["type"])]
+    if scope is not None:
+        record["scope"] = list(scope)
+    record["modifiedAt"] = now
+    return record, created
+
+
+def added_rows(
+    entity_key: int,
+    instances: Sequence[tuple[str, Instance]],
+    now_ms: int,
+    dumps: Callable[[Any], bytes] = orjson.dumps,
+) -> tuple[dict[int, str], list[HistoryRow]]:
+    """History rows for instances given to the temporal API, and their attribute names."""
+    names: dict[int, str] = {}
+    rows: list[HistoryRow] = []
+    for attr, inst in instances:
+        attr_key = attr_series_key(attr)
+        names[attr_key] = attr
+        observed = inst.get("observedAt")
+        ts = to_ms(observed) if observed else now_ms
+        rows.append((entity_key, attr_key, ts, now_ms, numeric(inst), dumps(inst)))
+    return names, rows

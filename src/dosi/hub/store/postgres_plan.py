@@ -22,20 +22,11 @@ from collections import Counter
 from typing import Any
 
 import asyncpg
-import orjson
 import shapely
 from shapely.errors import GEOSException
 
 from dosi.hub.store.base import Change
-from dosi.hub.store.history import (
-    HistoryRow,
-    attr_series_key,
-    changed_attributes,
-    history_rows,
-    journal_record,
-    series_key,
-    temporal_record,
-)
+from dosi.hub.store.history import ChangeRecorder
 from dosi.hub.store.postgres_schema import lock_key
 from dosi.hub.store.rows import Shape, expand_shapes, indexed_numbers, pack
 from dosi.ngsi.errors import BadRequestData
@@ -86,12 +77,7 @@ class PgWritePlan:
 
     def __init__(self, indexed: frozenset[str] = frozenset(), *, history: bool = True) -> None:
         self.indexed = indexed
-        self.keep_history = history
-        self.history: list[HistoryRow] = []
-        self.times: dict[str, int] = {}
-        self.history_attrs: dict[int, str] = {}
-        self.temporal: dict[int, tuple[str, list[str], bytes]] = {}
-        self.journal: list[tuple[int, bytes]] = []
+        self.changes = ChangeRecorder(history=history)
         self.inserts: list[tuple[str, str, bytes, Entity]] = []  # id, type, doc, entity
         self.updates: list[tuple[int, str, bytes]] = []
         self.deletes: list[int] = []
@@ -144,17 +130,9 @@ class PgWritePlan:
         for n, (prop, value) in enumerate(geometries):
             self.geo_adds.append((rid, n, prop, geometry_ewkb(value, geometry_bbox(value))))
 
-    # -- history and journal (as sqlite_schema.WritePlan.record) --------------
+    # -- history and journal (rows made by history.ChangeRecorder) -------------
     def record(self, change: Change, now: str, now_ms: int) -> None:
-        attrs = changed_attributes(change.before, change.after)
-        self.journal.append((now_ms, orjson.dumps(journal_record(change, attrs))))
-        if not self.keep_history:
-            return
-        record = temporal_record(change, now)
-        self.temporal[series_key(change.id)] = (change.id, record["type"], orjson.dumps(record))
-        for attr in attrs:
-            self.history_attrs[attr_series_key(attr)] = attr
-        self.history.extend(history_rows(change, now, attrs, self.times))
+        self.changes.record(change, now, now_ms)
 
     # -- flush -----------------------------------------------------------------
     async def flush(self, conn: asyncpg.Connection, s: str) -> None:
@@ -218,40 +196,40 @@ class PgWritePlan:
         await self._flush_journal(conn, s)
 
     async def _flush_history(self, conn: asyncpg.Connection, s: str) -> None:
-        if self.history_attrs:
+        changes = self.changes
+        if changes.attr_names:
             await unnest_insert(
                 conn,
                 s,
                 "history_attrs(key, name)",
                 ("bigint", "text"),
-                sorted(self.history_attrs.items()),
+                sorted(changes.attr_names.items()),
                 ignore=True,
             )
-        if self.history:
+        if changes.history:
             await append_rows(
                 conn,
                 s,
                 "history(entity, attr, ts, recorded, num, doc)",
                 ("bigint", "bigint", "bigint", "bigint", "float8", "bytea"),
-                self.history,
+                changes.history,
             )
-        if self.temporal:
-            rows = sorted(
-                (key, eid, types[0], doc) for key, (eid, types, doc) in self.temporal.items()
-            )
+        if changes.records:
             await unnest_insert(
                 conn,
                 s,
                 "temporal_entities(key, id, type, doc)",
                 ("bigint", "text", "text", "bytea"),
-                rows,
+                changes.entity_rows(),
                 conflict="(key) DO UPDATE SET type = excluded.type, doc = excluded.doc",
             )
-            types_rows = sorted(
-                {(t, key) for key, (_, types, _) in self.temporal.items() for t in types}
-            )
             await unnest_insert(
-                conn, s, "temporal_types(type, key)", ("text", "bigint"), types_rows, ignore=True
+                conn,
+                s,
+                "temporal_types(type, key)",
+                ("text", "bigint"),
+                changes.type_rows(),
+                ignore=True,
             )
 
     async def _flush_stats(self, conn: asyncpg.Connection, s: str) -> None:
@@ -276,10 +254,10 @@ class PgWritePlan:
             )
 
     async def _flush_journal(self, conn: asyncpg.Connection, s: str) -> None:
-        if not self.journal:
+        if not self.changes.journal:
             return
         await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key("dosi-journal", s))
-        await append_rows(conn, s, "journal(at, doc)", ("bigint", "bytea"), self.journal)
+        await append_rows(conn, s, "journal(at, doc)", ("bigint", "bytea"), self.changes.journal)
 
 
 def _geometries(entity: Entity) -> list[tuple[str, Any]]:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from dosi.hub.store.base import Change, Mutation, Outcome
+from dosi.hub.store.base import Mutation, Outcome, run_mutations
 from dosi.hub.store.history import to_ms
 from dosi.hub.store.postgres_plan import PgWritePlan, pack_checked
 from dosi.hub.store.rows import stat_delta, unpack
@@ -54,19 +54,7 @@ async def apply_ops(
     """
     original = await load_for_update(conn, s, [eid for eid, _ in ops])
     state: dict[str, Entity | None] = {eid: ent for eid, (_, ent) in original.items()}
-    outcomes: list[Outcome] = []
-    for eid, mutation in ops:
-        before = state.get(eid)
-        try:
-            after = mutation(before)
-        except NgsiError as exc:
-            outcomes.append(Outcome(eid, error=exc))
-            continue
-        if after is before:
-            outcomes.append(Outcome(eid))
-            continue
-        state[eid] = after
-        outcomes.append(Outcome(eid, change=Change(eid, before, after)))
+    outcomes = run_mutations(ops, state)
     docs, refused = _final_docs(original, state)
     if refused and strict:
         raise next(iter(refused.values()))
@@ -96,7 +84,7 @@ async def apply_ops(
         else:
             plan.update(known[0], known[1], final, docs[eid])
     await plan.flush(conn, s)
-    if plan.journal:
+    if plan.changes.journal:
         await conn.execute("SELECT pg_notify($1, $2)", channel, tenant)  # sent at COMMIT
     return outcomes
 

@@ -68,10 +68,30 @@ def shape(entity: Entity) -> Shape:
 
 def stat_delta(before: Entity | None, after: Entity | None, into: Counter[Shape]) -> None:
     """Count `after`'s shape up and `before`'s down; `expand_shapes` turns them into stat keys."""
+    if before is not None and after is not None and _same_shape(before, after):
+        return  # most updates change values, not which attributes or kinds exist
     if before is not None:
         into[shape(before)] -= 1
     if after is not None:
         into[shape(after)] += 1
+
+
+def _same_shape(before: Entity, after: Entity) -> bool:
+    """True if both count the same in the stats; cheap because mutations copy an entity
+    shallowly, so an attribute they did not touch is the very same list object."""
+    if before.keys() != after.keys() or before.get("type") != after.get("type"):
+        return False
+    for key, instances in after.items():
+        if key in ENTITY_RESERVED:
+            continue
+        old = before[key]
+        if old is instances:
+            continue
+        if {i.get("type", "Property") for i in old} != {
+            i.get("type", "Property") for i in instances
+        }:
+            return False
+    return True
 
 
 def expand_shapes(shapes: Counter[Shape]) -> Counter[tuple[str, str, str]]:

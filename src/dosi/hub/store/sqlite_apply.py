@@ -8,11 +8,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from dosi.hub.store.base import Change, Mutation, Outcome
+from dosi.hub.store.base import Mutation, Outcome, run_mutations
 from dosi.hub.store.history import to_ms
 from dosi.hub.store.rows import stat_delta, unpack
 from dosi.hub.store.sqlite_schema import WritePlan
-from dosi.ngsi.errors import NgsiError
 from dosi.ngsi.model import Entity
 from dosi.ngsi.values import now_iso
 
@@ -41,19 +40,7 @@ def apply_ops(
     """Run mutations against the current rows, then write each entity's final state."""
     original = _load_current(conn, [eid for eid, _ in ops])
     state: dict[str, Entity | None] = {eid: ent for eid, (_, ent) in original.items()}
-    outcomes: list[Outcome] = []
-    for eid, mutation in ops:
-        before = state.get(eid)
-        try:
-            after = mutation(before)
-        except NgsiError as exc:
-            outcomes.append(Outcome(eid, error=exc))
-            continue
-        if after is before:
-            outcomes.append(Outcome(eid))
-            continue
-        state[eid] = after
-        outcomes.append(Outcome(eid, change=Change(eid, before, after)))
+    outcomes = run_mutations(ops, state)
     plan = WritePlan(indexed, history=history)
     now = now_iso()
     now_ms = to_ms(now)

@@ -6,18 +6,8 @@ import sqlite3
 from collections import Counter
 from typing import Any
 
-import orjson
-
 from dosi.hub.store.base import Change
-from dosi.hub.store.history import (
-    HistoryRow,
-    attr_series_key,
-    changed_attributes,
-    history_rows,
-    journal_record,
-    series_key,
-    temporal_record,
-)
+from dosi.hub.store.history import ChangeRecorder
 from dosi.hub.store.rows import (
     GeoEntry,
     Shape,
@@ -127,12 +117,7 @@ class WritePlan:
 
     def __init__(self, indexed: frozenset[str] = frozenset(), *, history: bool = True) -> None:
         self.indexed = indexed
-        self.keep_history = history
-        self.history: list[HistoryRow] = []
-        self.times: dict[str, int] = {}
-        self.history_attrs: dict[int, str] = {}
-        self.temporal: dict[int, tuple[str, list[str], bytes]] = {}
-        self.journal: list[tuple[int, bytes]] = []
+        self.changes = ChangeRecorder(history=history)
         self.value_drops: list[tuple[int]] = []
         self.value_adds: list[tuple[str, float, int]] = []
         self.inserts: list[tuple[int, str, str, bytes]] = []
@@ -181,15 +166,7 @@ class WritePlan:
 
     def record(self, change: Change, now: str, now_ms: int) -> None:
         """History rows and the journal record of one committed change."""
-        attrs = changed_attributes(change.before, change.after)
-        self.journal.append((now_ms, orjson.dumps(journal_record(change, attrs))))
-        if not self.keep_history:
-            return
-        record = temporal_record(change, now)
-        self.temporal[series_key(change.id)] = (change.id, record["type"], orjson.dumps(record))
-        for attr in attrs:
-            self.history_attrs[attr_series_key(attr)] = attr
-        self.history.extend(history_rows(change, now, attrs, self.times))
+        self.changes.record(change, now, now_ms)
 
     def _add_geo(self, rid: int, entries: list[GeoEntry]) -> None:
         if len(entries) > GEO_SLOTS:
@@ -246,27 +223,27 @@ class WritePlan:
         self._flush_history(conn)
 
     def _flush_history(self, conn: sqlite3.Connection) -> None:
-        if self.journal:
-            conn.executemany("INSERT INTO journal(at, doc) VALUES(?,?)", self.journal)
-        if self.history_attrs:
+        changes = self.changes
+        if changes.journal:
+            conn.executemany("INSERT INTO journal(at, doc) VALUES(?,?)", changes.journal)
+        if changes.attr_names:
             conn.executemany(
                 "INSERT OR IGNORE INTO history_attrs(key, name) VALUES(?,?)",
-                list(self.history_attrs.items()),
+                list(changes.attr_names.items()),
             )
-        if self.history:
+        if changes.history:
             conn.executemany(
                 "INSERT INTO history(entity, attr, ts, recorded, num, doc) VALUES(?,?,?,?,?,?)",
-                self.history,
+                changes.history,
             )
-        if self.temporal:
+        if changes.records:
             conn.executemany(
                 "INSERT INTO temporal_entities(key, id, type, doc) VALUES(?,?,?,?) "
                 "ON CONFLICT(key) DO UPDATE SET type=excluded.type, doc=excluded.doc",
-                [(key, eid, types[0], doc) for key, (eid, types, doc) in self.temporal.items()],
+                changes.entity_rows(),
             )
             conn.executemany(
-                "INSERT OR IGNORE INTO temporal_types(type, key) VALUES(?,?)",
-                [(t, key) for key, (_, types, _) in self.temporal.items() for t in types],
+                "INSERT OR IGNORE INTO temporal_types(type, key) VALUES(?,?)", changes.type_rows()
             )
 
     def _flush_stats(self, conn: sqlite3.Connection) -> None:

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from dosi.hub.store.history import attr_series_key, numeric, series_key, to_ms
+from dosi.hub.store.history import (
+    added_rows,
+    attr_series_key,
+    merged_record,
+    numeric,
+    series_key,
+    to_ms,
+)
 from dosi.hub.store.sqlite_temporal_aggregate import PERIODS
 from dosi.hub.store.sqlite_temporal_read import run_query
 from dosi.hub.store.temporal import (
@@ -92,28 +99,11 @@ class SqliteTemporal:
             now = now_iso()
             key = series_key(entity_id)
             record = _record(conn, key, entity_id)
-            created = record is None
-            if record is None:
-                if must_exist:
-                    raise ResourceNotFound(f"entity {entity_id} has no temporal representation")
-                if not types:
-                    raise BadRequestData("a new temporal entity needs a type")
-                record = {"id": entity_id, "type": list(types), "createdAt": now}
-            else:
-                record["type"] = [*record["type"], *(t for t in types if t not in record["type"])]
-            if scope is not None:
-                record["scope"] = list(scope)
-            record["modifiedAt"] = now
+            record, created = merged_record(
+                record, entity_id, types, scope, must_exist=must_exist, now=now
+            )
             _save_record(conn, key, record)
-            now_ms = to_ms(now)
-            names: dict[int, str] = {}
-            rows = []
-            for attr, inst in instances:
-                attr_key = attr_series_key(attr)
-                names[attr_key] = attr
-                observed = inst.get("observedAt")
-                ts = to_ms(observed) if observed else now_ms
-                rows.append((key, attr_key, ts, now_ms, numeric(inst), orjson.dumps(inst)))
+            names, rows = added_rows(key, instances, to_ms(now), orjson.dumps)
             conn.executemany(
                 "INSERT OR IGNORE INTO history_attrs(key, name) VALUES(?,?)", list(names.items())
             )
