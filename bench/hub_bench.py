@@ -87,8 +87,13 @@ class Hub:
     """A `dosi up` subprocess on a free port with its own data dir."""
 
     def __init__(
-        self, data_dir: Path, workers: int = 1, indexed_attributes: tuple[str, ...] = ()
+        self,
+        data_dir: Path,
+        workers: int = 1,
+        indexed_attributes: tuple[str, ...] = (),
+        extra_args: tuple[str, ...] = (),
     ) -> None:
+        self.extra_args = extra_args
         self.port = free_port()
         self.data_dir = data_dir
         self.workers = workers
@@ -112,6 +117,7 @@ class Hub:
                 "--workers",
                 str(self.workers),
                 *(f"--index-attribute={name}" for name in self.indexed_attributes),
+                *self.extra_args,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
