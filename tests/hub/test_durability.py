@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,10 +57,14 @@ def free_port() -> int:
 
 
 class Hub:
-    """`dosi up` on one data dir and one port, restartable; every start is its own process group."""
+    """`dosi up` on one data dir and one port, restartable; every start is its own process group.
 
-    def __init__(self, tmp_path: Path) -> None:
+    With `db_url` the hub keeps its data in that PostgreSQL database (`--db`).
+    """
+
+    def __init__(self, tmp_path: Path, db_url: str | None = None) -> None:
         self.data = tmp_path / "data"
+        self.db_url = db_url
         self.logs = tmp_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -71,6 +75,8 @@ class Hub:
         self.starts += 1
         log = self.logs / f"hub-{self.starts}.log"
         args = ["up", "--port", str(self.port), "--data", str(self.data), "--log-level", "warning"]
+        if self.db_url is not None:
+            args += ["--db", self.db_url]
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "dosi.cli.main", *args, "--workers", str(workers)],
@@ -171,6 +177,10 @@ def expected(entity_id: str) -> dict[str, Any]:
 # --- load, and a signal while it runs ----------------------------------------------
 
 
+Maker = Callable[[], tuple[bytes, Callable[[int], None]]]
+"""The next request of a client, and what to note once its status is known."""
+
+
 @dataclass
 class Ledger:
     """What the clients sent and which of it the hub acknowledged."""
@@ -185,10 +195,20 @@ class Ledger:
     answered_after_signal: int = 0
 
 
-async def write_until_gone(port: int, signal_hub: Callable[[], None], after: float) -> Ledger:
+async def write_until_gone(
+    port: int,
+    signal_hub: Callable[[], None],
+    after: float,
+    *,
+    survive_s: float | None = None,
+    more: Sequence[Maker] = (),
+) -> Ledger:
     """Batch upserts and single creates from several connections; `signal_hub` after `after` s.
 
     Every client keeps writing until its connection fails (the hub is gone or closed it).
+    With `survive_s` the hub is meant to outlive the signal (one of its workers killed):
+    a client whose connection fails connects again, and all stop `survive_s` s after the
+    signal. `more`: further clients, one per request maker, counted in the same ledger.
     """
     ledger = Ledger()
     host = f"127.0.0.1:{port}"
@@ -196,26 +216,37 @@ async def write_until_gone(port: int, signal_hub: Callable[[], None], after: flo
     singles = itertools.count()
     in_flight = 0
     signalled = False
+    stop_at = float("inf")
 
-    async def client(make: Callable[[], tuple[bytes, Callable[[int], None]]]) -> None:
+    async def client(make: Maker) -> None:
         nonlocal in_flight
         conn = await Connection.open("127.0.0.1", port)
-        try:
-            while True:
-                raw, record = make()
-                in_flight += 1
-                try:
-                    status, _ = await conn.send(raw)
-                except (OSError, EOFError):
-                    ledger.connection_errors += 1
+        while True:
+            try:
+                while time.monotonic() < stop_at:
+                    raw, record = make()
+                    in_flight += 1
+                    try:
+                        status, _ = await conn.send(raw)
+                    except (OSError, EOFError):
+                        ledger.connection_errors += 1
+                        break
+                    finally:
+                        in_flight -= 1
+                    ledger.statuses[status] += 1
+                    ledger.answered_after_signal += signalled
+                    record(status)
+                else:
                     return
-                finally:
-                    in_flight -= 1
-                ledger.statuses[status] += 1
-                ledger.answered_after_signal += signalled
-                record(status)
-        finally:
-            conn.close()
+            finally:
+                conn.close()
+            if survive_s is None:
+                return
+            try:
+                conn = await Connection.open("127.0.0.1", port)
+            except OSError:
+                ledger.connection_errors += 1
+                return
 
     def upsert() -> tuple[bytes, Callable[[int], None]]:
         n = next(batches)
@@ -231,14 +262,17 @@ async def write_until_gone(port: int, signal_hub: Callable[[], None], after: flo
         return raw, lambda status: ledger.acked_singles.add(n) if status == 201 else None
 
     async def signaller() -> None:
-        nonlocal signalled
+        nonlocal signalled, stop_at
         await asyncio.sleep(after)
         ledger.in_flight_at_signal = in_flight
         signalled = True
+        if survive_s is not None:
+            stop_at = time.monotonic() + survive_s
         signal_hub()
 
     clients = [client(upsert) for _ in range(BATCH_CLIENTS)]
     clients += [client(create) for _ in range(SINGLE_CLIENTS)]
+    clients += [client(make) for make in more]
     await asyncio.wait_for(asyncio.gather(signaller(), *clients), timeout=30)
     return ledger
 

@@ -82,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="URL",
             help="MQTT broker for device measurements and commands, e.g. mqtt://127.0.0.1:1883",
         )
+        command.add_argument(
+            "--public-url",
+            type=_public_url,
+            default=None,
+            metavar="URL",
+            help="the hub's address as clients see it (behind a load balancer), for the links "
+            "it hands out; default http://HOST:PORT",
+        )
         if name == "up":
             command.add_argument(
                 "--workers",
@@ -95,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser(commands, _db_url)
     transfer.add_parsers(commands, _db_url)
     return parser
+
+
+def _public_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")) or len(text) > 2000:
+        raise argparse.ArgumentTypeError(f"not an http(s) URL: {text!r}")
+    return text.rstrip("/")
 
 
 def _mqtt_url(text: str) -> str:
@@ -159,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         history_days=args.history_days,
         rollup_days=args.rollup_days,
         mqtt_url=args.mqtt,
+        public_url=args.public_url,
     )
     try:
         if args.command == "demo":

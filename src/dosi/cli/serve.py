@@ -45,6 +45,7 @@ class ServeOptions:
     history_days: int = 30  # raw history kept (0: forever), then hourly aggregates
     rollup_days: int = 400  # hourly aggregates kept (0: forever)
     mqtt_url: str | None = None  # the IoT agent's broker; None: HTTP southbound only
+    public_url: str | None = None  # the address clients use; default http://host:port
 
 
 def prepare_data_dir(path: Path) -> Path:
@@ -175,6 +176,7 @@ def _serve_one(
         history_days=options.history_days,
         rollup_days=options.rollup_days,
         mqtt_url=options.mqtt_url,
+        public_url=options.public_url,
     )
     app = create_app(settings, extensions=[IotAgent()])
     config = uvicorn.Config(

@@ -52,6 +52,10 @@ def command_payload(binding: Binding, command: Command, value: Any) -> bytes:
     return orjson.dumps({command.name: value})
 
 
+class RoleLost(Exception):
+    """This process no longer holds the role it was working under."""
+
+
 class CommandSender:
     def __init__(
         self,
@@ -72,22 +76,33 @@ class CommandSender:
 
     async def run(self) -> None:
         while True:
-            if self._store.try_lead(ROLE):
-                break
-            await asyncio.sleep(LEAD_RETRY_S)
-        self.leading = True
+            while not self._store.try_lead(ROLE):  # noqa: ASYNC110 - a lock, not an event
+                await asyncio.sleep(LEAD_RETRY_S)
+            self.leading = True
+            await self._lead()
+            self.leading = False
+
+    async def _lead(self) -> None:
+        """Send commands until the role is lost (or the task is cancelled)."""
         start = await self._idle_until_commands()
         follower = self._follower = JournalFollower(self._store, start=start)
         log.info("sending device commands from this process")
         while True:
             try:
                 await self._step(follower)
+            except RoleLost:
+                log.warning("device command role lost; standing by")
+                return
             except Exception:  # a storage hiccup must not end command delivery for good
                 log.exception("command delivery failed; retrying")
                 await asyncio.sleep(LEAD_RETRY_S)
 
     async def _step(self, follower: JournalFollower) -> None:
         found = await follower.wait()
+        if not self._store.try_lead(ROLE):
+            # The role was lost (its database connection dropped) and another process may
+            # hold it: stop rather than send commands twice.
+            raise RoleLost(ROLE)
         sent = 0
         for tenant, entries in found:
             for entry in entries:
