@@ -10,6 +10,11 @@ CODE := $(wildcard src tests bench)
 demo: $(VENV)/.installed
 	$(VENV)/bin/dosi demo
 
+# The hub's behaviour suite runs on both storage backends (PostgreSQL tests start a
+# private cluster; without PostgreSQL installed they skip, and fail under CI=true).
+DOSI_TEST_BACKENDS ?= sqlite,postgres
+export DOSI_TEST_BACKENDS
+
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check $(CODE)
 	$(VENV)/bin/ruff format --check $(CODE)

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from dosi.ngsi.model import LOCATION
 from dosi.ngsi.parse import parse_entity
 from dosi.ngsi.values import now_iso
 from loadgen import Result, build_request, run_load
+from pgserver import fresh_database, postgres_server
 
 console = Console()
 HOST = "127.0.0.1"
@@ -265,25 +267,39 @@ def main() -> None:
     parser.add_argument("--radius", type=float, default=100.0, help="near maxDistance in metres")
     parser.add_argument("--concurrency", type=int, default=8, help="query clients")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--db",
+        help="PostgreSQL superuser URL (implies --backend postgres; default: a private "
+        "cluster for the run)",
+    )
     args = parser.parse_args()
+    if args.db:
+        args.backend = "postgres"
     if args.quick:
         args.ingest, args.single, args.store, args.queries = 10_000, 2_000, 50_000, 2_000
         args.radius = 400.0
 
-    figures: dict[str, Any] = {"cpu_count": os.cpu_count()}
+    figures: dict[str, Any] = {"cpu_count": os.cpu_count(), "backend": args.backend}
     worker_counts = (1, 2)
-    with tempfile.TemporaryDirectory() as tmp:
+    servers = postgres_server(args.db) if args.backend == "postgres" else nullcontext(None)
+    with tempfile.TemporaryDirectory() as tmp, servers as server:
+
+        def storage() -> tuple[str, ...]:
+            """A fresh database per hub on PostgreSQL (each hub gets its own data dir too)."""
+            return () if server is None else ("--db", asyncio.run(fresh_database(server)))
+
         console.print("[dim]reference: plain SQLite executemany of the same rows...[/]")
         bare, same_schema = reference_executemany(args.ingest, seed=1)
         figures["reference_table_rate"] = bare
         figures["reference_schema_rate"] = same_schema
         for workers in worker_counts:
-            with Hub(Path(tmp) / f"ingest-{workers}", workers) as hub:
+            with Hub(Path(tmp) / f"ingest-{workers}", workers, extra_args=storage()) as hub:
                 res = asyncio.run(ingest(hub, args.ingest, seed=1))
                 assert res.errors == 0, res.statuses
                 figures[f"ingest_rate_w{workers}"] = args.ingest / res.seconds
 
-            with Hub(Path(tmp) / f"single-{workers}", workers) as hub:
+            with Hub(Path(tmp) / f"single-{workers}", workers, extra_args=storage()) as hub:
                 created, retrieved = asyncio.run(single_entities(hub, args.single))
                 assert created.errors == 0, created.statuses
                 assert retrieved.errors == 0, retrieved.statuses
@@ -293,12 +309,13 @@ def main() -> None:
                 figures[f"retrieve_p99_ms_w{workers}"] = retrieved.percentile(99) * 1000
 
         store = Path(tmp) / "query"
-        with Hub(store, 1) as hub:
+        query_storage = storage()  # one query store, served by 1 then 2 workers
+        with Hub(store, 1, extra_args=query_storage) as hub:
             load = asyncio.run(ingest(hub, args.store, seed=2, label="loading query store"))
             assert load.errors == 0, load.statuses
             figures["store_load_rate"] = args.store / load.seconds
         for workers in worker_counts:
-            with Hub(store, workers) as hub:
+            with Hub(store, workers, extra_args=query_storage) as hub:
                 result, mean_size = asyncio.run(
                     queries(hub, args.queries, radius=args.radius, concurrency=args.concurrency)
                 )
@@ -321,8 +338,8 @@ def print_table(
     args: argparse.Namespace, figures: dict[str, Any], workers: tuple[int, ...]
 ) -> None:
     table = Table(
-        title=f"dosi hub core ({args.ingest:,} ingest, {args.store:,} query store, "
-        f"{os.cpu_count()} cores)"
+        title=f"dosi hub core on {args.backend} ({args.ingest:,} ingest, {args.store:,} query "
+        f"store, {os.cpu_count()} cores)"
     )
     table.add_column("figure")
     for w in workers:
@@ -352,7 +369,9 @@ def print_table(
     console.print(
         f"reference executemany: one table {figures['reference_table_rate']:,.0f} rows/s, "
         f"same schema rows {figures['reference_schema_rate']:,.0f} rows/s; "
-        f"query store loaded at {figures['store_load_rate']:,.0f} entities/s"
+        f"query store loaded at {figures['store_load_rate']:,.0f} entities/s; "
+        f"ingest --workers 2 / --workers 1: "
+        f"{figures['ingest_rate_w2'] / figures['ingest_rate_w1']:.2f}x"
     )
 
 

@@ -29,7 +29,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from rich.console import Console
 from rich.table import Table
 
@@ -45,10 +44,10 @@ from dosi.ngsi.model import Entity
 from dosi.ngsi.parse import parse_entity
 from dosi.ngsi.values import now_iso
 from hub_bench import LAT0, LON0, SPAN, traffic_entity
+from pgserver import CLUSTER_SETTINGS, fresh_database
 from servers import postgres_cluster
 
 console = Console()
-CLUSTER_SETTINGS = "-c synchronous_commit=off -c shared_buffers=512MB -c max_wal_size=4GB"
 CONCURRENCY = 32
 TYPE_IRI = "https://uri.etsi.org/ngsi-ld/default-context/TrafficFlowObserved"
 
@@ -124,16 +123,6 @@ async def run(
         return rates
     finally:
         await store.close()
-
-
-async def fresh_database(server: str) -> str:
-    name = f"bench_{random.getrandbits(40):x}"
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    return f"{server.rsplit('/', 1)[0]}/{name}"
 
 
 def main() -> None:

@@ -28,10 +28,8 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,8 +53,7 @@ from dosi.hub.store.sqlite import SqliteStore
 from dosi.hub.temporal.params import iso
 from dosi.ngsi.model import DEFAULT_VOCAB
 from hub_bench import HOST, Hub
-from postgres_bench import CLUSTER_SETTINGS, fresh_database
-from servers import postgres_cluster
+from pgserver import fresh_database, postgres_server
 
 console = Console()
 TYPE = "TemperatureSensor"
@@ -106,28 +103,6 @@ async def build(store: Store, sensors: int, per_sensor: int) -> float:
     return total / (time.perf_counter() - started)
 
 
-class DbHub(Hub):
-    """`dosi up --db URL` on a free port (hub_bench.Hub runs on SQLite files)."""
-
-    def __init__(self, data_dir: Path, url: str) -> None:
-        super().__init__(data_dir)
-        self.url = url
-
-    def __enter__(self) -> DbHub:
-        exe = Path(sys.executable).with_name("dosi")
-        self.proc = subprocess.Popen(
-            [str(exe), "up", "--host", HOST, "--port", str(self.port), "--data",
-             str(self.data_dir), "--db", self.url, "--log-level", "warning"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if b"dosi hub:" not in line:
-            raise RuntimeError(f"the hub did not start: {line!r}")
-        return self
-
-
 @contextmanager
 def database(args: argparse.Namespace) -> Iterator[str | None]:
     """None for SQLite; else the URL of a fresh PostgreSQL database (--db's server, or a
@@ -135,15 +110,8 @@ def database(args: argparse.Namespace) -> Iterator[str | None]:
     if args.backend == "sqlite":
         yield None
         return
-    if args.db:
-        yield asyncio.run(fresh_database(args.db))
-        return
-    workdir = Path(tempfile.mkdtemp(prefix="dosi-pg-tbench-"))
-    try:
-        with postgres_cluster(workdir, CLUSTER_SETTINGS) as server:
-            yield asyncio.run(fresh_database(server))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with postgres_server(args.db) as server:
+        yield asyncio.run(fresh_database(server))
 
 
 async def vacuum(url: str) -> None:
@@ -246,7 +214,7 @@ def main() -> None:
         if url is not None:
             asyncio.run(vacuum(url))
         entities = [sensor_id(n) for n in range(args.sensors)]
-        hub = Hub(data) if url is None else DbHub(data, url)
+        hub = Hub(data) if url is None else Hub(data, extra_args=("--db", url))
         with hub, httpx.Client(base_url=f"http://{HOST}:{hub.port}") as client:
             path = "/ngsi-ld/v1/temporal/entities"
             common = {"type": TYPE, "attrs": ATTR, "limit": str(min(args.sensors, 100))}
