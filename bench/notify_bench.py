@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hub_bench import HOST, Hub, free_port
 from loadgen import build_request, run_load
+from pgserver import fresh_database, postgres_server
 
 console = Console(width=120)
 RECEIVER = Path(__file__).resolve().parent / "notify_receiver.py"
@@ -142,7 +144,7 @@ async def scenario(
     receiver = ReceiverProcess(port, tmp / f"{name}.log", fail_rate)
     receiver.start()
     try:
-        with Hub(tmp / f"hub-{name}", workers=args.workers) as hub:
+        with Hub(tmp / f"hub-{name}", workers=args.workers, extra_args=args.storage()) as hub:
             async with httpx.AsyncClient(base_url=f"http://{HOST}:{hub.port}") as http:
                 sub = {
                     "type": "Subscription",
@@ -256,10 +258,27 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="dosi up --workers")
     parser.add_argument("--patience", type=float, default=120.0, help="seconds to wait at the end")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--db",
+        help="PostgreSQL superuser URL (implies --backend postgres; default: a private "
+        "cluster for the run)",
+    )
     args = parser.parse_args()
+    if args.db:
+        args.backend = "postgres"
     if args.quick:
         args.changes, args.entities, args.patience = 20_000, 5_000, 60.0
+    servers = postgres_server(args.db) if args.backend == "postgres" else nullcontext(None)
+    with servers as server:
+        # A fresh database per hub on PostgreSQL; nothing extra on SQLite.
+        args.storage = lambda: (
+            () if server is None else ("--db", asyncio.run(fresh_database(server)))
+        )
+        run_scenarios(args)
 
+
+def run_scenarios(args: argparse.Namespace) -> None:
     plans = [
         ("plain receiver", 0.0, False),
         ("10% of requests HTTP 500", 0.1, False),
@@ -303,7 +322,8 @@ def main() -> None:
 
 def print_table(args: argparse.Namespace, outcomes: list[Outcome], ref: dict[str, float]) -> None:
     table = Table(
-        title=f"dosi notifications ({args.changes:,} changes per scenario, upserts of "
+        title=f"dosi notifications on {args.backend} ({args.changes:,} changes per scenario, "
+        "upserts of "
         f"{args.batch:,}, --workers {args.workers}, {os.cpu_count()} cores)"
     )
     for column in (
