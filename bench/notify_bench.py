@@ -144,7 +144,7 @@ async def scenario(
     receiver = ReceiverProcess(port, tmp / f"{name}.log", fail_rate)
     receiver.start()
     try:
-        with Hub(tmp / f"hub-{name}", workers=args.workers, extra_args=args.storage()) as hub:
+        with Hub(tmp / f"hub-{name}", workers=args.workers, extra_args=args.hub_args) as hub:
             async with httpx.AsyncClient(base_url=f"http://{HOST}:{hub.port}") as http:
                 sub = {
                     "type": "Subscription",
@@ -291,6 +291,7 @@ def run_scenarios(args: argparse.Namespace) -> None:
         for index, (name, fail_rate, restart) in enumerate(plans):
             console.print(f"[dim]{name}: {args.changes:,} changes...[/]")
             slug = f"s{index}"
+            args.hub_args = args.storage()  # made here: the scenario runs in an event loop
             outcomes.append(
                 asyncio.run(scenario(Path(tmp), slug, args, fail_rate=fail_rate, restart=restart))
             )
