@@ -23,19 +23,22 @@ machine is shared by all three).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import multiprocessing as mp
 import os
 import resource
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -47,7 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from dosi.hub.store.history import attr_series_key
 from dosi.ingest.url import parse_broker_url
 from dosi.ngsi.model import DEFAULT_VOCAB
-from hub_bench import HOST, free_port
+from hub_bench import HOST, Hub
+from pgserver import fresh_database, postgres_server
 from servers import mosquitto
 
 console = Console()
@@ -157,44 +161,6 @@ def reference(url: str, devices: int, per_device: int, publishers: int) -> float
     return total / (last[0] - start)
 
 
-class Hub:
-    """`dosi up --mqtt` on a free port with its own data dir."""
-
-    def __init__(self, data_dir: Path, mqtt_url: str, workers: int) -> None:
-        self.port = free_port()
-        self.data_dir = data_dir
-        self.args = [
-            str(Path(sys.executable).with_name("dosi")),
-            "up",
-            "--host",
-            HOST,
-            "--port",
-            str(self.port),
-            "--data",
-            str(data_dir),
-            "--log-level",
-            "warning",
-            "--workers",
-            str(workers),
-            "--mqtt",
-            mqtt_url,
-        ]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Hub:
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if b"dosi hub:" not in line:
-            raise RuntimeError(f"the hub did not start: {line!r}")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.proc is not None
-        self.proc.terminate()
-        self.proc.wait(timeout=60)
-
-
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of a process and its children still running (Linux /proc)."""
     total = 0.0
@@ -245,16 +211,33 @@ def provision(base: str, devices: int) -> None:
         http.post("/iot/devices", json=body).raise_for_status()
 
 
-def stored_count(db: Path) -> int:
-    """History rows of the sequence attribute: one per stored measurement."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        row = conn.execute(
-            "SELECT count(*) FROM history WHERE attr = ?", (attr_series_key(SEQ_IRI),)
-        ).fetchone()
-        return int(row[0])
-    finally:
-        conn.close()
+def sqlite_counter(db: Path) -> Callable[[], int]:
+    """Counts history rows of the sequence attribute (one per stored measurement), read-only."""
+
+    def count() -> int:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            row = conn.execute(
+                "SELECT count(*) FROM history WHERE attr = ?", (attr_series_key(SEQ_IRI),)
+            ).fetchone()
+            return int(row[0])
+        finally:
+            conn.close()
+
+    return count
+
+
+def postgres_counter(url: str) -> Callable[[], int]:
+    """The same count on PostgreSQL (default tenant: schema `dosi`), over one connection."""
+    loop = asyncio.new_event_loop()
+    conn = loop.run_until_complete(asyncpg.connect(url))
+    key = attr_series_key(SEQ_IRI)
+
+    def count() -> int:
+        query = "SELECT count(*) FROM dosi.history WHERE attr = $1"
+        return int(loop.run_until_complete(conn.fetchval(query, key)))
+
+    return count
 
 
 def last_sequences(base: str, devices: int) -> dict[str, int]:
@@ -273,7 +256,8 @@ def last_sequences(base: str, devices: int) -> dict[str, int]:
 
 def hub_run(url: str, broker_pid: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     total = args.devices * args.per_device
-    with Hub(tmp / "data", url, args.workers) as hub:
+    storage = () if args.db_url is None else ("--db", args.db_url)
+    with Hub(tmp / "data", args.workers, extra_args=("--mqtt", url, *storage)) as hub:
         base = f"http://{HOST}:{hub.port}"
         provision(base, args.devices)
         time.sleep(1.5)  # every worker has loaded the registry (it reloads each second)
@@ -284,17 +268,21 @@ def hub_run(url: str, broker_pid: int, args: argparse.Namespace, tmp: Path) -> d
             url, args.devices, args.per_device, args.publishers
         )
         published = time.perf_counter()
-        db = tmp / "data" / "dosi.sqlite"
+        stored_count = (
+            sqlite_counter(tmp / "data" / "dosi.sqlite")
+            if args.db_url is None
+            else postgres_counter(args.db_url)
+        )
         deadline = time.monotonic() + args.timeout
-        stored = stored_count(db)
+        stored = stored_count()
         while stored < sent and time.monotonic() < deadline:
             time.sleep(0.05)
-            stored = stored_count(db)
+            stored = stored_count()
         end = time.perf_counter()
         cpu = cpu_seconds(hub.proc.pid) - cpu_before
         broker_cpu = cpu_seconds(broker_pid) - broker_before
         time.sleep(0.5)
-        stored = stored_count(db)  # anything beyond `sent` would be a duplicate
+        stored = stored_count()  # anything beyond `sent` would be a duplicate
         sequences = last_sequences(base, args.devices)
     behind = sum(1 for v in sequences.values() if v != args.per_device)
     return {
@@ -321,7 +309,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="hub worker processes")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for storage")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--db",
+        help="PostgreSQL superuser URL (implies --backend postgres; default: a private "
+        "cluster for the run)",
+    )
     args = parser.parse_args()
+    if args.db:
+        args.backend = "postgres"
     if args.quick:
         args.per_device = 5
     total = args.devices * args.per_device
@@ -329,14 +325,16 @@ def main() -> None:
         f"{args.devices:,} devices x {args.per_device} measurements = {total:,}, "
         f"{args.publishers} publisher processes, hub --workers {args.workers}"
     )
-    with tempfile.TemporaryDirectory() as tmp_name:
+    servers = postgres_server(args.db) if args.backend == "postgres" else nullcontext(None)
+    with tempfile.TemporaryDirectory() as tmp_name, servers as server:
+        args.db_url = None if server is None else asyncio.run(fresh_database(server))
         tmp = Path(tmp_name)
         with mosquitto(tmp / "mosquitto") as url:
             ref = reference(url, args.devices, args.per_device, args.publishers)
             result = hub_run(url, mosquitto_pid(tmp / "mosquitto"), args, tmp)
     result["reference_rate"] = ref
     result["ratio"] = result["rate"] / ref if ref else 0.0
-    table = Table(title="MQTT ingestion through mosquitto")
+    table = Table(title=f"MQTT ingestion through mosquitto, {args.backend}")
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_column("target", justify="right")
