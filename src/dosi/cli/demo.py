@@ -58,6 +58,8 @@ async def seed_and_announce(base_url: str) -> None:
         f"curl '{api}/entities/{ids[0]}'",
         f"curl -g '{api}/entities?type=AirQualityObserved&georel=near;maxDistance==1500"
         "&geometry=Point&coordinates=[128.93,35.15]'",
+        f"curl '{api}/temporal/entities/{ids[0]}'",
+        f"curl -N -H 'Accept: text/event-stream' '{api}/stream?type=AirQualityObserved'",
     ):
         console.print(f"  {example}", markup=False, highlight=False)
     console.print("\nServing until Ctrl-C.\n")
