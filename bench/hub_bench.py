@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from dosi.ngsi.model import LOCATION
 from dosi.ngsi.parse import parse_entity
 from dosi.ngsi.values import now_iso
 from loadgen import Result, build_request, run_load
-from pgserver import fresh_database, postgres_server
+from pgserver import add_backend_arguments, backend_server, fresh_database
 
 console = Console()
 HOST = "127.0.0.1"
@@ -267,22 +266,15 @@ def main() -> None:
     parser.add_argument("--radius", type=float, default=100.0, help="near maxDistance in metres")
     parser.add_argument("--concurrency", type=int, default=8, help="query clients")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument(
-        "--db",
-        help="PostgreSQL superuser URL (implies --backend postgres; default: a private "
-        "cluster for the run)",
-    )
+    add_backend_arguments(parser)
     args = parser.parse_args()
-    if args.db:
-        args.backend = "postgres"
     if args.quick:
         args.ingest, args.single, args.store, args.queries = 10_000, 2_000, 50_000, 2_000
         args.radius = 400.0
 
+    servers = backend_server(args)  # settles args.backend (--db implies postgres)
     figures: dict[str, Any] = {"cpu_count": os.cpu_count(), "backend": args.backend}
     worker_counts = (1, 2)
-    servers = postgres_server(args.db) if args.backend == "postgres" else nullcontext(None)
     with tempfile.TemporaryDirectory() as tmp, servers as server:
 
         def storage() -> tuple[str, ...]:

@@ -34,7 +34,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,7 @@ from dosi.hub.store.history import attr_series_key
 from dosi.ingest.url import parse_broker_url
 from dosi.ngsi.model import DEFAULT_VOCAB
 from hub_bench import HOST, Hub
-from pgserver import fresh_database, postgres_server
+from pgserver import add_backend_arguments, backend_server, fresh_database
 from servers import mosquitto
 
 console = Console()
@@ -309,15 +308,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="hub worker processes")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for storage")
     parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument(
-        "--db",
-        help="PostgreSQL superuser URL (implies --backend postgres; default: a private "
-        "cluster for the run)",
-    )
+    add_backend_arguments(parser)
     args = parser.parse_args()
-    if args.db:
-        args.backend = "postgres"
     if args.quick:
         args.per_device = 5
     total = args.devices * args.per_device
@@ -325,7 +317,7 @@ def main() -> None:
         f"{args.devices:,} devices x {args.per_device} measurements = {total:,}, "
         f"{args.publishers} publisher processes, hub --workers {args.workers}"
     )
-    servers = postgres_server(args.db) if args.backend == "postgres" else nullcontext(None)
+    servers = backend_server(args)
     with tempfile.TemporaryDirectory() as tmp_name, servers as server:
         args.db_url = None if server is None else asyncio.run(fresh_database(server))
         tmp = Path(tmp_name)

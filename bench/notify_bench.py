@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hub_bench import HOST, Hub, free_port
 from loadgen import build_request, run_load
-from pgserver import fresh_database, postgres_server
+from pgserver import add_backend_arguments, backend_server, fresh_database
 
 console = Console(width=120)
 RECEIVER = Path(__file__).resolve().parent / "notify_receiver.py"
@@ -258,18 +257,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="dosi up --workers")
     parser.add_argument("--patience", type=float, default=120.0, help="seconds to wait at the end")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument(
-        "--db",
-        help="PostgreSQL superuser URL (implies --backend postgres; default: a private "
-        "cluster for the run)",
-    )
+    add_backend_arguments(parser)
     args = parser.parse_args()
-    if args.db:
-        args.backend = "postgres"
     if args.quick:
         args.changes, args.entities, args.patience = 20_000, 5_000, 60.0
-    servers = postgres_server(args.db) if args.backend == "postgres" else nullcontext(None)
+    servers = backend_server(args)
     with servers as server:
         # A fresh database per hub on PostgreSQL; nothing extra on SQLite.
         args.storage = lambda: (

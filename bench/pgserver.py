@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import random
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import asyncpg
@@ -43,3 +44,20 @@ async def fresh_database(server: str) -> str:
     finally:
         await conn.close()
     return f"{server.rsplit('/', 1)[0]}/{name}"
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """--backend sqlite|postgres and --db URL, the same in every benchmark."""
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--db",
+        help="PostgreSQL superuser URL (implies --backend postgres; default: a private "
+        "cluster for the run)",
+    )
+
+
+def backend_server(args: argparse.Namespace) -> AbstractContextManager[str | None]:
+    """The PostgreSQL server the run uses (None on SQLite); --db implies postgres."""
+    if args.db:
+        args.backend = "postgres"
+    return postgres_server(args.db) if args.backend == "postgres" else nullcontext(None)

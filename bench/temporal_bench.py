@@ -53,7 +53,7 @@ from dosi.hub.store.sqlite import SqliteStore
 from dosi.hub.temporal.params import iso
 from dosi.ngsi.model import DEFAULT_VOCAB
 from hub_bench import HOST, Hub
-from pgserver import fresh_database, postgres_server
+from pgserver import add_backend_arguments, backend_server, fresh_database
 
 console = Console()
 TYPE = "TemperatureSensor"
@@ -107,11 +107,8 @@ async def build(store: Store, sensors: int, per_sensor: int) -> float:
 def database(args: argparse.Namespace) -> Iterator[str | None]:
     """None for SQLite; else the URL of a fresh PostgreSQL database (--db's server, or a
     private cluster)."""
-    if args.backend == "sqlite":
-        yield None
-        return
-    with postgres_server(args.db) as server:
-        yield asyncio.run(fresh_database(server))
+    with backend_server(args) as server:
+        yield None if server is None else asyncio.run(fresh_database(server))
 
 
 async def vacuum(url: str) -> None:
@@ -194,20 +191,15 @@ def main() -> None:
     parser.add_argument("--per-sensor", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument(
-        "--db", help="a PostgreSQL superuser URL (implies --backend postgres; default: a "
-        "private cluster)",
-    )  # fmt: skip
+    add_backend_arguments(parser)
     args = parser.parse_args()
-    if args.db:
-        args.backend = "postgres"
     if args.quick:
         args.sensors, args.per_sensor, args.runs = 20, 3_000, 10
     day_start = START + 24 * 3_600_000  # the second day: every sensor has data all day
     day_end = day_start + 24 * 3_600_000
-    figures: dict[str, Any] = {"cpu_count": os.cpu_count(), "backend": args.backend}
+    figures: dict[str, Any] = {"cpu_count": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp, database(args) as url:
+        figures["backend"] = args.backend  # settled by database(): --db implies postgres
         data = Path(tmp) / "data"
         store: Store = SqliteStore(data) if url is None else PostgresStore(url)
         figures["build_rate"] = asyncio.run(build(store, args.sensors, args.per_sensor))
