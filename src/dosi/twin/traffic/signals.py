@@ -1,0 +1,117 @@
+"""Traffic lights as TrafficSignal actuators that services drive through the hub.
+
+Commands:
+- `commandedPhase` (int): jump to that phase of the running program and hold it
+  until the next command (a controller, not the fixed-time plan, now decides when to
+  switch; it must command the yellow and all-red phases itself).
+- `commandedProgram` (str): switch to one of the junction's programs; this releases a
+  hold, so "0" resumes netconvert's fixed-time plan from the current phase.
+A hold is a phase duration far beyond any run, so SUMO keeps it without per-step work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dosi.twin.geo import Placement
+from dosi.twin.model import Actuator, CommandRejected, Value
+from dosi.twin.traffic.roadnet import RoadNet
+
+COMMANDS = ("commandedPhase", "commandedProgram")
+HOLD_SECONDS = 10_000_000.0  # about 116 days: longer than any run
+PREFIX = "tls-"
+
+
+@dataclass
+class Signal:
+    tls_id: str
+    programs: dict[str, tuple[str, ...]]  # program id -> phase states
+    held: bool = False
+
+
+def _phase_index(value: Any) -> int:
+    """An int, a whole float (JSON numbers) or a digit string (Ultralight payloads)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise CommandRejected(f"commandedPhase is a phase index (an integer), got {value!r}")
+
+
+class Signals:
+    def __init__(self, net: RoadNet) -> None:
+        self.net = net
+        self.signals = {
+            f"{PREFIX}{tls_id}": Signal(tls_id, programs)
+            for tls_id, programs in sorted(net.programs.items())
+        }
+
+    def actuators(self, placement: Placement, sumo: Any) -> list[Actuator]:
+        result = []
+        for actuator_id, signal in self.signals.items():
+            lanes = list(dict.fromkeys(sumo.trafficlight.getControlledLanes(signal.tls_id)))
+            junction = self.net.junctions.get(signal.tls_id)
+            # a signal of joined junctions has its own id: place it at its first stop line
+            x, y = (junction.x, junction.y) if junction else self.net.lane(lanes[0]).shape[-1]
+            program = sumo.trafficlight.getProgram(signal.tls_id)
+            static: dict[str, Value] = {
+                "name": f"Traffic signal {signal.tls_id}",
+                "phases": list(signal.programs.get(program, ())),  # type: ignore[dict-item]
+                "programs": sorted(signal.programs),  # type: ignore[dict-item]
+                "controlledLanes": lanes,  # type: ignore[dict-item]
+            }
+            result.append(
+                Actuator(
+                    actuator_id=actuator_id,
+                    entity_type="TrafficSignal",
+                    location=placement.point(x, y),
+                    commands=COMMANDS,
+                    static=static,
+                )
+            )
+        return result
+
+    def _signal(self, actuator_id: str) -> Signal:
+        try:
+            return self.signals[actuator_id]
+        except KeyError:
+            raise KeyError(f"no traffic signal {actuator_id!r}") from None
+
+    def apply(self, sumo: Any, actuator_id: str, command: str, value: Any) -> None:
+        signal = self._signal(actuator_id)
+        tls = sumo.trafficlight
+        if command == "commandedPhase":
+            phases = signal.programs.get(tls.getProgram(signal.tls_id), ())
+            index = _phase_index(value)
+            if not 0 <= index < len(phases):
+                raise CommandRejected(
+                    f"{actuator_id} has phases 0..{len(phases) - 1}, not {value!r}"
+                )
+            tls.setPhase(signal.tls_id, index)
+            tls.setPhaseDuration(signal.tls_id, HOLD_SECONDS)
+            signal.held = True
+        elif command == "commandedProgram":
+            program = str(value)
+            if program not in signal.programs:
+                known = ", ".join(sorted(signal.programs))
+                raise CommandRejected(f"{actuator_id} has programs {known}, not {value!r}")
+            phase = tls.getPhase(signal.tls_id)
+            tls.setProgram(signal.tls_id, program)
+            # setPhase restarts the phase with its planned duration: this ends a hold
+            tls.setPhase(signal.tls_id, phase if phase < len(signal.programs[program]) else 0)
+            signal.held = False
+        else:
+            raise KeyError(f"{actuator_id} has no command {command!r} (commands: {COMMANDS})")
+
+    def state(self, sumo: Any, actuator_id: str) -> dict[str, Value]:
+        signal = self._signal(actuator_id)
+        tls = sumo.trafficlight
+        return {
+            "phase": int(tls.getPhase(signal.tls_id)),
+            "program": str(tls.getProgram(signal.tls_id)),
+            "signalState": str(tls.getRedYellowGreenState(signal.tls_id)),
+            "held": signal.held,
+        }

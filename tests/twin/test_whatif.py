@@ -1,0 +1,45 @@
+"""Runs without a hub: determinism, and what-if comparisons (two processes, a chart)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from twinhelpers import scenario_with
+
+from dosi.twin.chart import kpi_chart
+from dosi.twin.engine import Twin
+from dosi.twin.model import PipeBurst, RoadClosure
+from dosi.twin.whatif import compare
+
+
+def test_one_seed_gives_identical_kpis_and_another_seed_does_not(tmp_path: Path) -> None:
+    loaded = scenario_with(tmp_path, "traffic", "water", "power", name="seeded")
+    first = Twin(loaded, hours=0.2).run()
+    again = Twin(loaded, hours=0.2).run()
+    other = Twin(loaded, seed=7, hours=0.2).run()
+    assert first.kpis == again.kpis
+    assert first.readings == again.readings
+    assert {k.split(".")[0] for k in first.kpis} == {"traffic", "water", "power"}
+    assert first.kpis["traffic.arrived"] > 0
+    assert other.kpis != first.kpis
+
+
+def test_a_pipe_burst_lowers_pressure_and_loses_water(tmp_path: Path) -> None:
+    loaded = scenario_with(tmp_path, "water", name="burst")
+    result = compare(str(loaded.source), PipeBurst("n4", at=600), hours=1.0)
+    base, burst = result.baseline.kpis, result.variant.kpis
+    assert base["water.leak_volume"] == 0
+    assert burst["water.leak_volume"] > 1.0
+    assert burst["water.min_pressure"] < base["water.min_pressure"]
+    chart = kpi_chart(base, burst, "burst at n4", tmp_path / "burst.png")
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_road_closure_raises_mean_travel_time(tmp_path: Path) -> None:
+    loaded = scenario_with(tmp_path, "traffic", name="closure")
+    twin = Twin(loaded, hours=0.01)
+    edge = twin.simulators[0].busiest_edge()  # type: ignore[attr-defined]
+    twin.close()
+    result = compare(str(loaded.source), RoadClosure(edge), hours=0.75)
+    base, closed = result.baseline.kpis, result.variant.kpis
+    assert closed["traffic.mean_travel_time"] > base["traffic.mean_travel_time"]
