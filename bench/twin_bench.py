@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import sys
 import tempfile
 import time
@@ -37,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 MODES = ("alone", "http", "mqtt", "batch")
 TARGET_SPEEDUP = 50.0
 TARGET_OVERHEAD = 0.20
-console = Console()
+console = Console(width=150)
 
 
 def run_mode(mode: str, hours: float, seed: int) -> dict[str, Any]:
@@ -53,8 +54,12 @@ def run_mode(mode: str, hours: float, seed: int) -> dict[str, Any]:
     twin = Twin(loaded, hours=hours, seed=seed)
     open_s = time.perf_counter() - opened
     if mode == "alone":
+        before = os.times()
         result = twin.run()
-        return _figures(mode, result, open_s, requests=0, failed=0, stored=None)
+        return _figures(
+            mode, result, open_s, requests=0, failed=0, stored=None,
+            sim_cpu=_own_cpu(before), link_cpu=0.0, hub_cpu=0.0,
+        )  # fmt: skip
     with ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dosi-twin-bench-")))
         mqtt_url = None
@@ -67,14 +72,19 @@ def run_mode(mode: str, hours: float, seed: int) -> dict[str, Any]:
         options = LinkOptions(hub.url, loaded.scenario.name, transport, "bench", mqtt_url)  # type: ignore[arg-type]
         link = HubLink(options, Clock(start_of_run(loaded, date(2026, 11, 25))))
         link.start(twin.sensors(), twin.actuators(), twin.assets(), twin.states())
+        hub_before, before = _process_cpu(hub.pid), os.times()
         result = twin.run(link)
         flushed = time.perf_counter()
-        link.close()
+        link.close()  # joins the link process: its CPU counts as our children's
         flush_s = time.perf_counter() - flushed
+        after = os.times()
+        link_cpu = after.children_user + after.children_system
+        link_cpu -= before.children_user + before.children_system
+        hub_cpu = _process_cpu(hub.pid) - hub_before
         stored = _stored_observations(hub.url, mode, result.readings)
         figures = _figures(
             mode, result, open_s, requests=link.stats.requests, failed=link.stats.failed,
-            stored=stored,
+            stored=stored, sim_cpu=_own_cpu(before), link_cpu=link_cpu, hub_cpu=hub_cpu,
         )  # fmt: skip
         figures["flush_s"] = flush_s
         return figures
@@ -97,6 +107,17 @@ def _stored_observations(url: str, mode: str, readings: int) -> int | None:
             return int(count)
         time.sleep(0.5)
     return int(count)
+
+
+def _own_cpu(before: os.times_result) -> float:
+    now = os.times()
+    return now.user + now.system - before.user - before.system
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds a process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _figures(mode: str, result: Any, open_s: float, **extra: Any) -> dict[str, Any]:
@@ -132,7 +153,7 @@ def main() -> None:
     reference = rows[0]
     table = Table(title=f"eco-delta co-simulation, {hours:g} simulated h, seed {args.seed}")
     for column in ("mode", "wall s", "x real time", "overhead vs alone", "readings",
-                   "requests", "failed", "hub took in"):  # fmt: skip
+                   "requests", "failed", "hub stored", "CPU s: sim / link / hub"):  # fmt: skip
         table.add_column(column, justify="left" if column == "mode" else "right")
     for row in rows:
         overhead = row["wall_s"] / reference["wall_s"] - 1
@@ -147,6 +168,7 @@ def main() -> None:
             f"{row.get('requests', 0):,}",
             str(row.get("failed", 0)),
             "—" if row.get("stored") is None else f"{row['stored']:,}",
+            f"{row['sim_cpu']:.1f} / {row['link_cpu']:.1f} / {row['hub_cpu']:.1f}",
         )
     console.print(table)
     console.print(

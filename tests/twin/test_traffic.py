@@ -19,7 +19,7 @@ from dosi.twin.config import Profile, clock_seconds
 from dosi.twin.model import CommandRejected, DemandSurge, Event, Reading, RoadClosure, SimContext
 from dosi.twin.scenario import builtin_path
 from dosi.twin.traffic import TrafficConfig, list_closable_edges, open_traffic
-from dosi.twin.traffic.config import DemandConfig
+from dosi.twin.traffic.config import AirConfig, DemandConfig
 from dosi.twin.traffic.demand import generate_trips
 from dosi.twin.traffic.network import build
 from dosi.twin.traffic.roadnet import read_net
@@ -172,6 +172,19 @@ def test_air_cells_follow_emissions(tmp_path: Path) -> None:
     for key, background in (("co2", 420.0), ("no2", 20.0), ("pm10", 25.0), ("co", 300.0)):
         assert float(quiet.values[key]) >= background
         assert float(busiest.values[key]) > float(quiet.values[key])
+
+
+def test_sampled_emissions_match_reading_every_step(tmp_path: Path) -> None:
+    """Emission rates read every 5 s (the default) against every second: same totals."""
+    totals = []
+    for sample in (1.0, 5.0):
+        config = TrafficConfig(air=AirConfig(sample_every=sample))
+        (tmp_path / f"s{sample:g}").mkdir()
+        with simulation(tmp_path / f"s{sample:g}", duration=600, config=config) as sim:
+            run(sim, 600)
+            totals.append(sim.kpis()["traffic.co2"])
+    assert totals[0] > 0
+    assert totals[1] == pytest.approx(totals[0], rel=0.03)
 
 
 def test_left_turns_flow_at_every_junction(tmp_path: Path) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 from twinhelpers import scenario_with
 
+from dosi.twin import entities
 from dosi.twin.chart import kpi_chart
 from dosi.twin.engine import Twin
+from dosi.twin.entities import Clock
 from dosi.twin.model import PipeBurst, RoadClosure
 from dosi.twin.whatif import compare
 
@@ -43,3 +47,35 @@ def test_a_road_closure_raises_mean_travel_time(tmp_path: Path) -> None:
     result = compare(str(loaded.source), RoadClosure(edge), hours=0.75)
     base, closed = result.baseline.kpis, result.variant.kpis
     assert closed["traffic.mean_travel_time"] > base["traffic.mean_travel_time"]
+
+
+def test_everything_the_twin_sends_is_plain_json(tmp_path: Path) -> None:
+    """Regression: a numpy float in a static attribute broke the batch transport (orjson)."""
+    loaded = scenario_with(tmp_path, "traffic", "water", "power", name="plain")
+    twin = Twin(loaded, hours=0.1)
+    clock = Clock(datetime(2026, 11, 25, 7, 30, tzinfo=UTC))
+    sensors = {s.device_id: s for s in twin.sensors()}
+    documents: list[object] = [
+        *(entities.provisioning("plain", s) for s in sensors.values()),
+        *(entities.observation_entity("plain", s) for s in sensors.values()),
+        *(entities.device_entity("plain", s) for s in sensors.values()),
+        *(entities.asset_entity("plain", a) for a in twin.assets()),
+        *(
+            entities.actuator_entity("plain", a, twin.states()[a.actuator_id], clock.at(0))
+            for a in twin.actuators()
+        ),
+    ]
+    readings = []
+    for k in range(1, 361):
+        readings.extend(r for sim in twin.simulators for r in sim.advance(float(k)))
+    twin.close()
+    assert {sensors[r.device_id].entity_type for r in readings} >= {
+        "TrafficFlowObserved", "DeviceMeasurement", "WaterObserved",
+        "ThreePhaseAcMeasurement", "SolarEnergy",
+    }  # fmt: skip
+    for reading in readings:
+        sensor = sensors[reading.device_id]
+        documents.append(entities.measurement(reading, sensor.interval, clock))
+        documents.append(entities.observation_update("plain", sensor, reading, clock))
+    for document in documents:
+        orjson.dumps(document)  # raises on numpy scalars and other non-JSON values

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping
 
 from dosi.hub.store.base import DEFAULT_TENANT, JournalEntry, Store
+
+TENANTS_TTL_S = 1.0  # how stale a follower's list of tenants may be (other processes' new ones)
 
 
 class JournalFollower:
@@ -38,6 +41,8 @@ class JournalFollower:
         self._poll_s = poll_s
         self._wakeup = asyncio.Event()
         self._loop = asyncio.get_running_loop()
+        self._known: list[str] = []
+        self._listed_at = -TENANTS_TTL_S
         store.add_commit_listener(self._committed)
 
     @property
@@ -46,9 +51,18 @@ class JournalFollower:
 
     def _committed(self, tenant: str) -> None:
         # Called from the store's writer thread.
+        if tenant not in self._cursors:
+            self._listed_at = -TENANTS_TTL_S  # a new tenant: list them again
         self._loop.call_soon_threadsafe(self._wakeup.set)
 
     async def _tenants(self) -> list[str]:
+        # Listing tenants costs the store a query (SQLite opens a connection for it), and
+        # a busy hub wakes followers at every commit: list at most once per TENANTS_TTL_S,
+        # or at once when this process commits to a tenant not seen yet.
+        now = time.monotonic()
+        if now - self._listed_at < TENANTS_TTL_S:
+            return self._known
+        self._listed_at = now
         tenants = [DEFAULT_TENANT, *await self._store.tenants()]
         for tenant in tenants:
             if tenant not in self._cursors:
@@ -58,6 +72,7 @@ class JournalFollower:
                     await self._store.journal_last(tenant) if self._from_end else 0
                 )
         self._from_end = False
+        self._known = tenants
         return tenants
 
     async def read(self) -> list[tuple[str, list[JournalEntry]]]:

@@ -12,11 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from dosi.twin.entities import actuator_id
@@ -24,15 +23,18 @@ from dosi.twin.model import Actuator
 
 log = logging.getLogger("dosi.twin.commands")
 STREAM = "/ngsi-ld/v1/stream"
-MAX_PENDING = 10_000
 RETRY_S = 1.0
 
-Command = tuple[str, str, Any]  # (actuator id, command attribute, value)
+Emit = Callable[[str, str, Any], None]  # (actuator id, command attribute, value)
 
 
 class CommandStream:
     def __init__(
-        self, http: httpx.AsyncClient, scenario: str, actuators: Sequence[Actuator]
+        self,
+        http: aiohttp.ClientSession,
+        scenario: str,
+        actuators: Sequence[Actuator],
+        emit: Emit,
     ) -> None:
         self._http = http
         self._local = {actuator_id(scenario, a): a.actuator_id for a in actuators}
@@ -43,7 +45,7 @@ class CommandStream:
             "options": "sysAttrs",
         }
         self._seen: dict[tuple[str, str], tuple[str, Any]] = {}
-        self._pending: deque[Command] = deque(maxlen=MAX_PENDING)
+        self._emit = emit
         self._task: asyncio.Task[None] | None = None
         self.received = 0
 
@@ -60,22 +62,17 @@ class CommandStream:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def drain(self) -> list[Command]:
-        out: list[Command] = []
-        while self._pending:
-            out.append(self._pending.popleft())
-        return out
-
     async def _listen(self, opened: asyncio.Future[None]) -> None:
         headers = {"accept": "text/event-stream"}
+        forever = aiohttp.ClientTimeout(total=None, sock_read=None)
         while True:
             try:
-                async with self._http.stream(
-                    "GET", STREAM, params=self._params, headers=headers, timeout=None
+                async with self._http.get(
+                    STREAM, params=self._params, headers=headers, timeout=forever
                 ) as response:
-                    if response.status_code != 200:
-                        body = (await response.aread())[:300].decode(errors="replace")
-                        raise RuntimeError(f"stream refused: {response.status_code} {body}")
+                    if response.status != 200:
+                        body = (await response.read())[:300].decode(errors="replace")
+                        raise RuntimeError(f"stream refused: {response.status} {body}")
                     if not opened.done():
                         opened.set_result(None)
                     else:
@@ -90,24 +87,25 @@ class CommandStream:
                 log.warning("command stream lost (%s); reconnecting", exc)
             await asyncio.sleep(RETRY_S)
 
-    async def _read(self, response: httpx.Response) -> None:
-        data: list[str] = []
-        async for line in response.aiter_lines():
-            if line.startswith("data:"):
+    async def _read(self, response: aiohttp.ClientResponse) -> None:
+        data: list[bytes] = []
+        async for raw in response.content:
+            line = raw.rstrip(b"\r\n")
+            if line.startswith(b"data:"):
                 data.append(line[5:].strip())
             elif not line and data:
-                self._handle(orjson.loads("\n".join(data)))
+                self._handle(orjson.loads(b"\n".join(data)))
                 data = []
 
     async def _catch_up(self, *, apply: bool) -> None:
         params = dict(self._params, limit="1000")
         offset = 0
         while True:
-            response = await self._http.get(
+            async with self._http.get(
                 "/ngsi-ld/v1/entities", params=dict(params, offset=str(offset))
-            )
-            response.raise_for_status()
-            batch = response.json()
+            ) as response:
+                response.raise_for_status()
+                batch = orjson.loads(await response.read())
             for entity in batch:
                 self._handle(entity, apply=apply)
             if len(batch) < 1000:
@@ -135,5 +133,5 @@ class CommandStream:
             changed.append((stamp, command, value))
         if apply:
             for _, command, value in sorted(changed, key=lambda c: c[0]):
-                self._pending.append((self._local[entity_id], command, value))
+                self._emit(self._local[entity_id], command, value)
                 self.received += 1

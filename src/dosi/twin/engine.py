@@ -3,8 +3,10 @@
 One loop drives the run. At each tick every simulator advances to the same
 simulated time and returns the readings whose interval ended; they go to the
 hub link (never waited on); commands heard since the last tick are applied
-before the next one, so a command takes effect within one step of arriving;
-states that changed are written back. `speed` paces the loop against the wall
+before the next one, so a command takes effect within one step of arriving.
+Actuator states that changed are written back every `state_every` simulated
+seconds, and at once for an actuator that was just commanded (asking every
+actuator every step cost 9% of a run). `speed` paces the loop against the wall
 clock (None: as fast as possible).
 """
 
@@ -173,6 +175,7 @@ class Twin:
         progress: Progress | None = None,
         stop: threading.Event | None = None,
         progress_every: float = 60.0,
+        state_every: float = 5.0,
     ) -> RunResult:
         """Run to the end (or until `stop` is set); closes the simulators and returns KPIs."""
         steps = round(self.duration / self.step)
@@ -182,6 +185,7 @@ class Twin:
         started = time.perf_counter()
         t = 0.0
         next_progress = progress_every
+        state_ticks = max(1, round(state_every / self.step))
         try:
             for k in range(1, steps + 1):
                 t = k * self.step
@@ -191,10 +195,13 @@ class Twin:
                 readings += len(batch)
                 if hub is not None:
                     hub.publish(batch)
+                    commanded: set[str] = set()
                     for actuator_id, command, value in hub.commands():
                         error = self.apply(actuator_id, command, value)
                         applied.append(AppliedCommand(actuator_id, command, value, t, t, error))
-                    changed = self._changed_states(last_states)
+                        commanded.add(actuator_id)
+                    due = None if k % state_ticks == 0 else commanded
+                    changed = self._changed_states(last_states, due)
                     if changed:
                         hub.report(changed, t)
                 if speed is not None:
@@ -216,9 +223,15 @@ class Twin:
             self._scratch.cleanup()
         return result
 
-    def _changed_states(self, last: dict[str, dict[str, Value]]) -> dict[str, dict[str, Value]]:
+    def _changed_states(
+        self, last: dict[str, dict[str, Value]], only: set[str] | None
+    ) -> dict[str, dict[str, Value]]:
+        """States that differ from the last ones written (of `only` these actuators, or all)."""
         changed: dict[str, dict[str, Value]] = {}
-        for actuator_id, sim in self._owner.items():
+        for actuator_id in self._owner if only is None else only:
+            sim = self._owner.get(actuator_id)
+            if sim is None:
+                continue
             state = sim.state(actuator_id)
             if state != last.get(actuator_id):
                 last[actuator_id] = state

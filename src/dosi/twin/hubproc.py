@@ -46,6 +46,11 @@ class EmbeddedHub:
         self.stop()
         raise RuntimeError("the embedded hub did not answer /health within 60 s")
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "the hub is not running"
+        return self._process.pid
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,

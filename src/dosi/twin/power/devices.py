@@ -93,7 +93,10 @@ def build_sensors(grid: Grid, config: PowerConfig, place: Placement) -> list[Sen
                 interval=every.line,
                 measures=LINE_MEASURES,
                 controlled_property=("electricCurrent", "power"),
-                static={"name": str(line["name"]), "maxCurrent": round(line.max_i_ka * 1000, 1)},
+                static={
+                    "name": str(line["name"]),
+                    "maxCurrent": round(float(line.max_i_ka) * 1000, 1),
+                },
             )
         )
     for row, peak in zip(grid.pv, grid.pv_peak, strict=True):
@@ -106,7 +109,10 @@ def build_sensors(grid: Grid, config: PowerConfig, place: Placement) -> list[Sen
                 interval=every.pv,
                 measures=PV_MEASURES,
                 controlled_property=("solarRadiation", "power", "energy"),
-                static={"name": str(sgen["name"]), "maxSolarPowerMeasure": round(peak * 1000, 1)},
+                static={
+                    "name": str(sgen["name"]),
+                    "maxSolarPowerMeasure": round(float(peak) * 1000, 1),
+                },
             )
         )
     for k, station in enumerate(config.ev.stations):

@@ -39,9 +39,12 @@ class TrafficSimulator:
         for name, interval in (
             ("detectors.interval", config.detectors.interval),
             ("air.interval", config.air.interval),
+            ("air.sample_every", config.air.sample_every),
         ):
             if not _on_grid(interval, ctx.step):
                 raise ValueError(f"traffic.{name} ({interval:g} s) must be a multiple of the step")
+        if not _on_grid(config.air.interval, config.air.sample_every):
+            raise ValueError("traffic.air.interval must be a multiple of traffic.air.sample_every")
         if libsumo.simulation.isLoaded():
             raise RuntimeError("a SUMO simulation is already open in this process; close it first")
         self.config, self.ctx = config, ctx
@@ -119,6 +122,7 @@ class TrafficSimulator:
         step = self.ctx.step
         detector_interval = self.config.detectors.interval
         air_interval = self.config.air.interval
+        air_sample = self.config.air.sample_every
         readings: list[Reading] = []
         while self.now + EPS < until:
             self.closures.before_step(libsumo, self.now)
@@ -126,7 +130,8 @@ class TrafficSimulator:
             self.now = round(self.now + step, 6)
             self.closures.after_step(libsumo)
             self.counter.step(libsumo, self.now, step)
-            self.air.step(libsumo, step)
+            if _on_grid(self.now, air_sample):
+                self.air.step(libsumo, air_sample)
             if _on_grid(self.now, detector_interval):
                 readings += self.counter.readings(self.now)
             if _on_grid(self.now, air_interval):
