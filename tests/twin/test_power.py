@@ -178,10 +178,10 @@ def test_demand_surge_loads_the_grid_and_divergence_is_counted() -> None:
 
 def test_closing_a_tie_switch_changes_the_next_power_flow(sim: PowerSimulator) -> None:
     tie = next(a for a in sim.actuators() if a.static.get("name") == "S2")  # line 6-7
-    assert sim.state(tie.actuator_id) == {"commandedState": "open"}
+    assert sim.state(tie.actuator_id) == {"state": "open"}
     before = at(run(sim, 0, 60), 60.0)["power.meter.line12"]["loadingPercentage"]
     sim.apply(tie.actuator_id, "commandedState", "closed")
-    assert sim.state(tie.actuator_id) == {"commandedState": "closed"}
+    assert sim.state(tie.actuator_id) == {"state": "closed"}
     after = at(run(sim, 60, 120), 120.0)["power.meter.line12"]["loadingPercentage"]
     assert before < 0.5 < after  # the meshed feeders now exchange power over the tie
     sim.apply(tie.actuator_id, "commandedState", "open")
@@ -193,7 +193,7 @@ def test_storage_setpoint_discharges_into_the_grid() -> None:
     base, sim = make(), make()
     battery = "power.storage.0"  # Battery 1 on bus 5, 600 kW / 1.2 MWh
     assert sim.state(battery) == {
-        "commandedActivePower": 0.0,
+        "setpoint": 0.0,
         "activePower": 0.0,
         "stateOfCharge": 50.0,
     }
@@ -210,7 +210,7 @@ def test_storage_setpoint_discharges_into_the_grid() -> None:
     assert drop == pytest.approx(600_000, rel=1e-3)
     assert fed["power.meter.bus5"]["voltagePu"] > plain["power.meter.bus5"]["voltagePu"]
     state = sim.state(battery)
-    assert state["commandedActivePower"] == 600.0 and state["activePower"] == 600.0
+    assert state["setpoint"] == 600.0 and state["activePower"] == 600.0
     # 600 kW for 600 s out of 1200 kWh: 50 % -> ~41.7 %
     assert state["stateOfCharge"] == pytest.approx(50 - 100 / 1200 * 100, abs=0.1)
     base.close()
@@ -223,7 +223,7 @@ def test_an_empty_battery_stops_discharging() -> None:
     run(sim, 0, 600, step=60)
     state = sim.state("power.storage.1")
     sim.close()
-    assert state["commandedActivePower"] == 200.0
+    assert state["setpoint"] == 200.0
     assert state["activePower"] == 0.0 and state["stateOfCharge"] == pytest.approx(0, abs=1e-6)
 
 

@@ -79,3 +79,19 @@ def test_everything_the_twin_sends_is_plain_json(tmp_path: Path) -> None:
         documents.append(entities.observation_update("plain", sensor, reading, clock))
     for document in documents:
         orjson.dumps(document)  # raises on numpy scalars and other non-JSON values
+
+
+def test_no_state_written_back_is_a_command_attribute(tmp_path: Path) -> None:
+    """Regression: a battery wrote `commandedActivePower` back as its state, which could
+    overwrite a service's newer command in the hub. Each command starts at its state."""
+    loaded = scenario_with(tmp_path, "traffic", "water", "power", name="cmds")
+    twin = Twin(loaded, hours=0.01)
+    try:
+        states = twin.states()
+        for actuator in twin.actuators():
+            state = states[actuator.actuator_id]
+            assert not set(state) & set(actuator.commands), actuator.actuator_id
+            for command in actuator.commands:
+                assert entities.initial_command(command, state) != "", (actuator, command)
+    finally:
+        twin.close()

@@ -111,31 +111,34 @@ def validate_command(args: argparse.Namespace) -> int:
 def info_command(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from dosi.twin.engine import Twin
-
     loaded = _load(args.scenario)
     twin = _open(loaded, hours=0.01)
     try:
         table = Table(title=f"{loaded.scenario.name}: what the twin puts in the hub")
-        table.add_column("entity type")
-        table.add_column("kind")
-        table.add_column("count", justify="right")
-        for (kind, etype), count in sorted(
-            Counter(("sensor", s.entity_type) for s in twin.sensors()).items()
-            | Counter(("actuator", a.entity_type) for a in twin.actuators()).items()
-            | Counter(("asset", a.entity_type) for a in twin.assets()).items()
-        ):
-            table.add_row(etype, kind, str(count))
+        for column in ("entity type", "kind", "count"):
+            table.add_column(column, justify="right" if column == "count" else "left")
+        kinds = Counter(("sensor", s.entity_type) for s in twin.sensors())
+        kinds.update(("actuator", a.entity_type) for a in twin.actuators())
+        kinds.update(("asset", a.entity_type) for a in twin.assets())
+        for (kind, entity_type), count in sorted(kinds.items()):
+            table.add_row(entity_type, kind, str(count))
         console.print(table)
-        console.print("what-if targets:")
+        console.print("what-if targets (a sample):")
         for sim in twin.simulators:
-            targets = getattr(sim, "closable_edges", None) or getattr(sim, "burst_nodes", None)
-            if targets is not None:
-                sample = list(targets())[:12]
-                console.print(f"  {sim.domain}: {', '.join(sample)} …")
+            if sim.domain == "traffic":
+                edges = sim.closable_edges()  # type: ignore[attr-defined]
+                console.print(f"  road-closure:EDGE  {', '.join(edges[:10])} … ({len(edges)})")
+        pressure = [
+            s.device_id.removeprefix("water-pressure-")
+            for s in twin.sensors()
+            if "pressure" in s.controlled_property
+        ]
+        if pressure:
+            console.print(
+                f"  pipe-burst:NODE    e.g. at a pressure sensor: {', '.join(pressure[:10])} …"
+            )
     finally:
         twin.close()
-    assert isinstance(twin, Twin)
     return 0
 
 
@@ -222,7 +225,7 @@ def _kpi_table(
             continue
         ratio, better = change(key, baseline[key], variant[key])
         colour = "" if better is None else ("green" if better else "red")
-        shown = "—" if ratio is None else f"{ratio:+.1%}"
+        shown = "—" if ratio is None else ("±0" if ratio == 0 else f"{ratio:+.1%}")
         table.add_row(
             name,
             formatted(key, baseline[key]),

@@ -25,7 +25,7 @@ def kpi_chart(
     for ax, key in zip(axes.flat, keys, strict=False):
         kpi = KPI_LABELS[key]
         base, var = baseline[key], variant[key]
-        _, better = change(key, base, var)
+        ratio, better = change(key, base, var)
         colour = SAME if better is None else (BETTER if better else WORSE)
         bars = ax.bar(["baseline", "what-if"], [base, var], color=[BASELINE, colour])
         for bar, value in zip(bars, (base, var), strict=True):
@@ -34,9 +34,13 @@ def kpi_chart(
                 (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                 ha="center", va="bottom", fontsize=8,
             )  # fmt: skip
-        ax.set_title(f"{kpi.en}" + (f" ({kpi.unit})" if kpi.unit else ""), fontsize=9)
+        shift = "" if not ratio else f"  {ratio:+.1%}"
+        ax.set_title(f"{kpi.en}" + (f" ({kpi.unit})" if kpi.unit else "") + shift, fontsize=9)
         ax.tick_params(labelsize=8)
-        ax.margins(y=0.2)
+        top = max(base, var)
+        ax.set_ylim(0, top * 1.2 if top > 0 else 1)  # counts of zero: an empty panel, not -0.06
+        if top <= 0:
+            ax.set_yticks([])
         ax.spines[["top", "right"]].set_visible(False)
     for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")

@@ -12,6 +12,7 @@ clock (None: as fast as possible).
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 import time
@@ -37,6 +38,7 @@ from dosi.twin.model import (
 )
 from dosi.twin.scenario import LoadedScenario
 
+log = logging.getLogger("dosi.twin")
 Progress = Callable[[float, float], None]  # (simulated seconds done, total)
 
 
@@ -198,6 +200,9 @@ class Twin:
                     commanded: set[str] = set()
                     for actuator_id, command, value in hub.commands():
                         error = self.apply(actuator_id, command, value)
+                        if error:
+                            log.warning("command %s=%r for %s refused: %s",
+                                        command, value, actuator_id, error)  # fmt: skip
                         applied.append(AppliedCommand(actuator_id, command, value, t, t, error))
                         commanded.add(actuator_id)
                     due = None if k % state_ticks == 0 else commanded

@@ -179,14 +179,15 @@ class PowerSimulator:
         self._dirty = True
 
     def state(self, actuator_id: str) -> dict[str, Value]:
+        # Never a command's own name: the write-back would race a service's next command.
         actuator = self._actuators[actuator_id]
         if actuator.entity_type == "Switch":
             closed = bool(self.grid.net.switch["closed"].iat[self._switch_row[actuator_id]])
-            return {"commandedState": "closed" if closed else "open"}
+            return {"state": "closed" if closed else "open"}
         unit = self._storage_row[actuator_id]
         capacity = self.grid.storage_capacity[unit]
         return {
-            "commandedActivePower": round(float(self._setpoint[unit]) * 1000, 3),
+            "setpoint": round(float(self._setpoint[unit]) * 1000, 3),
             "activePower": round(float(self._actual[unit]) * 1000, 3),
             "stateOfCharge": round(float(self._soc[unit] / capacity * 100), 2),
         }
