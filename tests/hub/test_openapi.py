@@ -124,6 +124,14 @@ def test_errors_are_problem_details(doc: dict[str, Any]) -> None:
                 assert list(content) == ["application/problem+json"], (method, path, status)
 
 
+def test_paged_operations_document_too_many_results(doc: dict[str, Any]) -> None:
+    """Regression (found by the fuzz test): limit above 1000 answers 403 TooManyResults."""
+    for method, path, op in _operations(doc):
+        names = {p["$ref"].rsplit("/", 1)[-1] for p in op.get("parameters", []) if "$ref" in p}
+        if "limit" in names:
+            assert "403" in op["responses"], (method, path)
+
+
 def test_documented_shapes(doc: dict[str, Any]) -> None:
     params = doc["components"]["parameters"]
     assert params["limit"]["schema"] == {"type": "integer", "minimum": 0, "maximum": 1000}

@@ -132,6 +132,7 @@ PAGE = ("limit", "offset", "count")
 
 _ERRORS: dict[int, tuple[str, str]] = {
     400: ("BadRequest", "InvalidRequest or BadRequestData"),
+    403: ("TooManyResults", "TooManyResults: limit is above the hub's maximum page size"),
     404: ("NotFound", "ResourceNotFound or NonexistentTenant"),
     406: ("NotAcceptable", "No acceptable representation"),
     409: ("Conflict", "AlreadyExists"),
@@ -223,6 +224,8 @@ def _op(
     errors: Iterable[int] = (400,),
 ) -> Json:
     responses: Json = {str(status): response for status, response in ok.items()}
+    if "limit" in params:  # a page larger than the hub serves is refused, not cut
+        errors = (*errors, 403)
     for status in errors:
         responses[str(status)] = {"$ref": f"#/components/responses/{_ERRORS[status][0]}"}
     out: Json = {
