@@ -4,8 +4,8 @@
 readings and states from a pipe (orjson arrays), sends them to the hub with
 bounded concurrency, and puts commands heard on the live stream, and its own
 status messages, on a queue back to the simulation process. HTTP goes through
-aiohttp: at 16 concurrent requests httpx spent 2.1 ms of CPU per request here
-against aiohttp's 0.15 ms (bench/RESULTS.md).
+aiohttp: at 16 concurrent requests httpx spent 2.4 ms of CPU per request here
+against aiohttp's 0.14 ms (bench/RESULTS.md).
 """
 
 from __future__ import annotations
