@@ -26,7 +26,7 @@ import orjson
 
 from dosi.twin import entities as ent
 from dosi.twin.model import Actuator, Asset, Reading, Sensor, Value
-from dosi.twin.publisher import serve
+from dosi.twin.publisher import LinkSetup, serve
 
 Transport = Literal["http", "mqtt", "batch"]
 START_TIMEOUT_S = 120.0
@@ -82,8 +82,12 @@ class HubLink:
         self._process = self._context.Process(
             target=serve,
             args=(
-                reader, self._events, self.options, self.clock.epoch, list(sensors),
-                list(actuators), list(assets), {k: dict(v) for k, v in states.items()},
+                reader,
+                self._events,
+                LinkSetup(
+                    self.options, self.clock.epoch, list(sensors), list(actuators), list(assets),
+                    {k: dict(v) for k, v in states.items()},
+                ),
             ),
             name="dosi-twin-link",
             daemon=True,

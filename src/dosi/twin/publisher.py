@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any
@@ -226,34 +227,30 @@ class Publisher:
             log.warning("hub refused a twin update: %s", why)
 
 
-def serve(
-    inbox: Connection,
-    outbox: Any,  # multiprocessing Queue back to the simulation process
-    options: Any,
-    epoch: datetime,
-    sensors: list[Sensor],
-    actuators: list[Actuator],
-    assets: list[Asset],
-    states: dict[str, dict[str, Value]],
-) -> None:
-    """The link process's body: set up, then serve the pipe until told to quit."""
-    asyncio.run(_serve(inbox, outbox, options, epoch, sensors, actuators, assets, states))
+@dataclass(frozen=True)
+class LinkSetup:
+    """What the link process is started with (pickled across `spawn`)."""
+
+    options: Any  # dosi.twin.link.LinkOptions
+    epoch: datetime
+    sensors: list[Sensor]
+    actuators: list[Actuator]
+    assets: list[Asset]
+    states: dict[str, dict[str, Value]]
 
 
-async def _serve(
-    inbox: Connection,
-    outbox: Any,
-    options: Any,
-    epoch: datetime,
-    sensors: list[Sensor],
-    actuators: list[Actuator],
-    assets: list[Asset],
-    states: dict[str, dict[str, Value]],
-) -> None:
-    publisher = Publisher(options, ent.Clock(epoch), sensors, actuators)
+def serve(inbox: Connection, outbox: Any, setup: LinkSetup) -> None:
+    """The link process's body: set up, then serve the pipe until told to quit.
+
+    `outbox` is the multiprocessing queue back to the simulation process."""
+    asyncio.run(_serve(inbox, outbox, setup))
+
+
+async def _serve(inbox: Connection, outbox: Any, setup: LinkSetup) -> None:
+    publisher = Publisher(setup.options, ent.Clock(setup.epoch), setup.sensors, setup.actuators)
     try:
         await publisher.open()
-        await publisher.provision(assets, states)
+        await publisher.provision(setup.assets, setup.states)
         await publisher.listen(lambda *command: outbox.put(("command", *command)))
     except (SetupError, aiohttp.ClientError, OSError, RuntimeError, TimeoutError) as exc:
         outbox.put(("error", f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)))
