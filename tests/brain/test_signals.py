@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from itertools import groupby, pairwise
 from pathlib import Path
 from typing import Any
@@ -17,22 +19,26 @@ from dosi.brain.signals.controllers import (
     CONTROLLERS,
     Greedy,
     MaxPressure,
+    SumoActuated,
     Webster,
     pressures,
 )
 from dosi.brain.signals.metrics import trip_means
 from dosi.brain.signals.phases import GREEN, PhaseSet, derive_phase_set, derive_phases
 from dosi.brain.signals.resco import MAPS, resco_config, resco_root
-from dosi.brain.signals.run import RunOptions, run
+from dosi.brain.signals.run import RunOptions, run, run_isolated
 
 ECO_DELTA = (
     Path(__file__).parents[2] / "src/dosi/twin/scenarios/eco_delta/traffic/eco-delta.net.xml"
 )
+# Without sumo-rl the RESCO tests skip; under CI=true they run and fail (the maps must be there).
 needs_resco = pytest.mark.skipif(
-    resco_root() is None, reason='RESCO maps need sumo-rl: pip install "sumo-rl==1.4.5"'
+    resco_root() is None and os.environ.get("CI") != "true",
+    reason='RESCO maps need sumo-rl: pip install "sumo-rl==1.4.5"',
 )
 
 
+@contextmanager
 def loaded(*args: str) -> Iterator[dict[str, PhaseSet]]:
     assert not libsumo.simulation.isLoaded()
     libsumo.start(["sumo", *args, "--no-step-log", "--no-warnings"])
@@ -60,7 +66,7 @@ def check_transitions(ps: PhaseSet) -> None:
 
 
 def test_eco_delta_phases() -> None:
-    for phases in loaded("--net-file", str(ECO_DELTA)):
+    with loaded("--net-file", str(ECO_DELTA)) as phases:
         assert len(phases) == 16
         for ps in phases.values():
             assert len(ps.greens) == 2
@@ -79,7 +85,7 @@ def test_eco_delta_phases() -> None:
 @needs_resco
 @pytest.mark.parametrize("name", MAPS)
 def test_resco_phases(name: str) -> None:
-    for phases in loaded("-c", str(resco_config(name))):
+    with loaded("-c", str(resco_config(name))) as phases:
         assert phases
         for ps in phases.values():
             assert len(ps.greens) >= 2, ps.tls_id
@@ -168,7 +174,8 @@ def record(states: dict[str, list[str]]) -> Any:
 
 
 def phase_sets(config: Path) -> dict[str, PhaseSet]:
-    return next(iter(loaded("-c", str(config))))
+    with loaded("-c", str(config)) as phases:
+        return phases
 
 
 @needs_resco
@@ -212,6 +219,9 @@ class Rogue(Controller):
         self.rng = random.Random(7)
 
     def decide(self, now: float, obs: Mapping[str, Observation]) -> dict[str, int]:
+        for o in obs.values():  # the readings hang together
+            assert (o.halting <= o.vehicles).all() and (o.near <= o.vehicles).all()
+            assert o.in_transition or o.time_in_green <= 20
         return {t: self.rng.randrange(len(o.phases.greens)) for t, o in obs.items()}
 
 
@@ -257,3 +267,40 @@ def test_trip_means(tmp_path: Path) -> None:
         '<tripinfo id="b" duration="50" timeLoss="10" waitingTime="0"/></tripinfos>'
     )
     assert trip_means(path) == (20.0, 75.0, 5.0, 2)
+
+
+@needs_resco
+def test_webster_replans_from_measured_flows() -> None:
+    webster = Webster(warmup=120, period=120)
+    run(resco_config("cologne1"), webster, RunOptions(duration=300))
+    ((tls_id, splits),) = webster.splits.items()
+    program = [g.duration for g in webster.phases[tls_id].greens]
+    assert splits != program and all(s >= 5 for s in splits)
+
+
+@needs_resco
+def test_actuated_runs_sumo_gap_logic() -> None:
+    with loaded("-c", str(resco_config("cologne1"))) as phases:
+        SumoActuated(min_green=5, max_green=40).setup(libsumo, phases)
+        (tls_id,) = phases
+        assert libsumo.trafficlight.getProgram(tls_id) == "brain-actuated"
+        logic = next(
+            lg
+            for lg in libsumo.trafficlight.getAllProgramLogics(tls_id)
+            if lg.programID == "brain-actuated"
+        )
+        assert logic.type == libsumo.constants.TRAFFICLIGHT_TYPE_ACTUATED
+        assert libsumo.inductionloop.getIDList()  # SUMO laid out its detectors
+        greens = {g.state for g in phases[tls_id].greens}
+        seen = []
+        for _ in range(600):
+            libsumo.simulationStep()
+            seen.append(libsumo.trafficlight.getRedYellowGreenState(tls_id))
+        runs = {len(list(grp)) for st, grp in groupby(seen) if st in greens}
+        assert min(runs) >= 5 and max(runs) <= 40 and len(runs) > 1  # extended by demand
+
+
+@needs_resco
+def test_run_isolated() -> None:
+    result = run_isolated(resco_config("cologne1"), "maxpressure", RunOptions(duration=120))
+    assert result.simulated_s == 120 and result.arrived > 0

@@ -98,11 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
                 help="worker processes sharing the port (default 1)",
             )
     # Storage commands (light modules: their hub imports wait until they run).
-    from dosi.cli import db, transfer, twin
+    from dosi.cli import bench, db, transfer, twin
 
     db.add_parser(commands, _db_url)
     transfer.add_parsers(commands, _db_url)
     twin.add_parser(commands)
+    bench.add_parser(commands)
     return parser
 
 
@@ -153,7 +154,7 @@ def _workers(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run, and map operator-fixable problems to one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
-    if hasattr(args, "handler"):  # db, export, import, twin
+    if hasattr(args, "handler"):  # db, export, import, twin, bench
         try:
             return int(args.handler(args))
         except CliError as exc:

@@ -109,6 +109,8 @@ def loop_sensors(
             "laneId": lane.index + 1,  # 1 = rightmost lane, counting leftwards
             "laneDirection": "forward",  # every SUMO edge is one-way along its geometry
             "refRoadSegment": f"urn:ngsi-ld:RoadSegment:{scenario}:road-{loop.edge}",
+            "sumoLane": loop.lane,  # matches the signal's linkLanes: which phases it feeds
+            "refTrafficSignal": f"urn:ngsi-ld:TrafficSignal:{scenario}:tls-{loop.junction}",
         }
         sensors.append(
             Sensor(

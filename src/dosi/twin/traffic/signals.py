@@ -62,6 +62,13 @@ class Signals:
                 "phases": list(signal.programs.get(program, ())),  # type: ignore[dict-item]
                 "programs": sorted(signal.programs),  # type: ignore[dict-item]
                 "controlledLanes": lanes,  # type: ignore[dict-item]
+                # per link index of the state strings: the lane it leaves and the one it enters,
+                # so a service can tell which queues each phase serves
+                "linkLanes": list(sumo.trafficlight.getControlledLanes(signal.tls_id)),
+                "linkTargets": [
+                    links[0][1] if links else ""
+                    for links in sumo.trafficlight.getControlledLinks(signal.tls_id)
+                ],
             }
             result.append(
                 Actuator(
