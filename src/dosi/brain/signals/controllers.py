@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from dosi.brain.signals.controller import Controller, Counts, Observation
+from dosi.brain.signals.ours import Dosi
 from dosi.brain.signals.phases import PhaseSet
 
 SATURATION_FLOW = 0.5  # vehicles per second of green per lane (1800 veh/h)
@@ -201,5 +202,5 @@ def best(o: Observation, scores: Counts) -> int:
 
 
 CONTROLLERS: dict[str, type[Controller]] = {
-    c.name: c for c in (FixedTime, SumoActuated, Webster, Sotl, Greedy, MaxPressure)
+    c.name: c for c in (FixedTime, SumoActuated, Webster, Sotl, Greedy, MaxPressure, Dosi)
 }

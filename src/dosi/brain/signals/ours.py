@@ -1,0 +1,140 @@
+"""dosi's own policy: short-horizon queue-discharge prediction that prices the lost time.
+
+Every decision step each green j is scored by the vehicle-seconds of delay it would save over
+the next `horizon` seconds under a point-queue model: its effective green is the horizon less
+the yellow/all-red lost time of switching to it (0 for the current green), each served lane
+discharges its vehicles near the stop line at `sat_flow` veh/s, capped by the free room of the
+lanes it feeds (no green for a movement that would spill back), and the n vehicles served save
+n*g - n^2/(2 s) vehicle-seconds (the k-th leaves k/s after the start). The current green also
+earns `stop_cost` seconds for each moving vehicle near its stop line (a platoon cut off must
+brake, stop and start again). A lane red with halting vehicles for `starve` seconds gets
+absolute priority, so no approach is starved into a teleport.
+
+Why it should beat the baselines: Greedy counts near vehicles but ignores both the lost time
+of a switch and whether a queue can actually clear in the time left, so it flips for one
+vehicle more and wastes yellow; Max-Pressure counts whole lanes (vehicles far upstream that
+cannot arrive within the step) and only reacts to spillback through the downstream count,
+which is why both fare worse on the congested maps. Scoring the saving in vehicle-seconds
+makes the switch decision a comparison of like with like (what the current green still
+discharges against what the other would after its yellow), which is the extension logic of
+actuated control derived from the queues instead of from a fixed gap. Measured on RESCO
+(seed 0): counting far vehicles (`far` > 0) made it worse on every map but grid4x4.
+All decisions go through the SignalDriver, which keeps min/max green and every transition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from dosi.brain.signals.controller import Controller, Observation
+from dosi.brain.signals.phases import PhaseSet
+
+VEHICLE_SPACE = 7.5  # metres of lane per stored vehicle (5 m car + 2.5 m gap)
+
+
+class _Plan:
+    """Static per-signal arrays: which in-lanes each green serves and where they lead."""
+
+    def __init__(self, sumo: Any, ps: PhaseSet) -> None:
+        idx = {lane: i for i, lane in enumerate(ps.in_lanes)}
+        out = {lane: i for i, lane in enumerate(ps.out_lanes)}
+        n = len(ps.greens)
+        self.served = [np.array([idx[a] for a in g.in_lanes], dtype=int) for g in ps.greens]
+        # per green, per served lane: the out-lane indices its movements in that green reach
+        self.dest = [
+            [np.array([out[b] for a2, b in g.movements if a2 == a], dtype=int) for a in g.in_lanes]
+            for g in ps.greens
+        ]
+        # lanes with a priority (G) link in each green; g-only lanes yield to opposing flow
+        self.major = [
+            np.array(
+                [
+                    any(g.state[i] == "G" for i, m in enumerate(ps.links) if m and m[0] == a)
+                    for a in g.in_lanes
+                ]
+            )
+            for g in ps.greens
+        ]
+        self.lost = np.array(
+            [[sum(d for _, d in ps.transition(i, j)) for j in range(n)] for i in range(n)]
+        )
+        lane = sumo.lane
+        self.length = np.array([float(lane.getLength(a)) for a in ps.in_lanes])
+        self.speed = np.array([float(lane.getMaxSpeed(a)) for a in ps.in_lanes])
+        self.out_cap = np.array(
+            [max(float(lane.getLength(b)) / VEHICLE_SPACE, 1.0) for b in ps.out_lanes]
+        )
+
+
+class Dosi(Controller):
+    """Per signal, the green with the largest predicted delay saving (module docstring)."""
+
+    name = "dosi"
+
+    def __init__(
+        self,
+        horizon: float = 15.0,
+        sat_flow: float = 0.5,
+        near: float = 50.0,
+        stop_cost: float = 4.0,
+        age_scale: float = 0.0,
+        block: float = 1.0,
+        far: float = 0.0,
+        starve: float = 90.0,
+        permissive: float = 1.0,
+    ) -> None:
+        self.horizon, self.sat_flow, self.near = horizon, sat_flow, near
+        self.stop_cost, self.age_scale, self.block, self.far = stop_cost, age_scale, block, far
+        self.starve, self.permissive = starve, permissive
+
+    def setup(self, sumo: Any, phases: Mapping[str, PhaseSet]) -> None:
+        super().setup(sumo, phases)
+        self.plans = {t: _Plan(sumo, ps) for t, ps in phases.items()}
+        self.age = {t: np.zeros(len(ps.in_lanes)) for t, ps in phases.items()}
+        self.last: float | None = None
+
+    def scores(self, o: Observation) -> Any:
+        """Predicted vehicle-seconds saved over the horizon, per green."""
+        p = self.plans[o.tls_id]
+        h, s = self.horizon, self.sat_flow
+        # vehicles beyond the near zone that reach the stop line within the horizon
+        reach = np.clip((p.speed * h) / np.maximum(p.length - self.near, 1.0), 0.0, 1.0)
+        demand = o.near + self.far * reach * np.maximum(o.vehicles - o.near, 0.0)
+        moving = np.maximum(o.near - o.halting, 0.0)
+        free = np.maximum(p.out_cap - o.out_vehicles, 0.0)
+        age = self.age[o.tls_id]
+        weight = 1.0 + self.age_scale * age / 60.0 + 1000.0 * (age >= self.starve)
+        out = np.zeros(len(p.served))
+        for j, lanes in enumerate(p.served):
+            g = max(h - p.lost[o.green, j], 0.0)
+            cap = s * g * np.where(p.major[j], 1.0, self.permissive)
+            if self.block > 0:
+                room = np.array([free[d].sum() for d in p.dest[j]])
+                cap = np.minimum(cap, room / self.block)
+            n = np.minimum(demand[lanes], cap)
+            saved = n * g - n * n / (2 * s)
+            if j == o.green:
+                saved = saved + self.stop_cost * np.minimum(moving[lanes], n)
+            out[j] = float((weight[lanes] * saved).sum())
+        return out
+
+    def decide(self, now: float, obs: Mapping[str, Observation]) -> dict[str, int]:
+        dt = 0.0 if self.last is None else now - self.last
+        self.last = now
+        result: dict[str, int] = {}
+        for t, o in obs.items():
+            p = self.plans[t]
+            red = np.ones(len(o.vehicles), dtype=bool)  # lanes without a priority green now
+            if not o.in_transition:
+                red[p.served[o.green][p.major[o.green]]] = False
+            self.age[t] = np.where(red & (o.halting > 0), self.age[t] + dt, 0.0)
+            if o.in_transition:
+                result[t] = o.green
+                continue
+            sc = self.scores(o)
+            top = float(sc.max())
+            result[t] = o.green if sc[o.green] >= top - 1e-9 else int(np.argmax(sc))
+        return result
