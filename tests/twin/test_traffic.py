@@ -7,6 +7,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +217,8 @@ def test_commanded_phase_switches_within_a_step_and_holds(tmp_path: Path) -> Non
         target = 3 if before["phase"] != 3 else 0
         sim.apply(tls, "commandedPhase", target)
         run(sim, sim.now + 1)
+        assert sim.state(tls)["phase"] != before["phase"]  # moving within one step
+        run(sim, sim.now + 10)  # past the intergreen (yellow, all-red) from a green
         state = sim.state(tls)
         assert state["phase"] == target and state["held"] is True
         assert state["signalState"] == phases[target]
@@ -232,6 +235,32 @@ def test_commanded_phase_switches_within_a_step_and_holds(tmp_path: Path) -> Non
             run(sim, sim.now + 1)
             seen.add(sim.state(tls)["phase"])
         assert len(seen) >= 4  # cycling again
+
+
+def test_green_to_green_plays_the_intergreen_first(tmp_path: Path) -> None:
+    """A field controller keeps intergreens whatever the hub asks: yellow, all-red, then green."""
+    with simulation(tmp_path, duration=300) as sim:
+        tls = "tls-C2"
+        phases = next(a for a in sim.actuators() if a.actuator_id == tls).static["phases"]
+        assert isinstance(phases, list)
+        greens = [i for i, p in enumerate(phases) if ("G" in p or "g" in p) and "y" not in p]
+        run(sim, 2)
+        sim.apply(tls, "commandedPhase", greens[0])  # from wherever it is: hold the first green
+        run(sim, sim.now + 10)
+        assert sim.state(tls)["phase"] == greens[0]
+        sim.apply(tls, "commandedPhase", greens[1])
+        shown = []
+        for _ in range(12):
+            run(sim, sim.now + 1)
+            shown.append(libsumo.trafficlight.getRedYellowGreenState("C2"))
+        assert shown[0] == phases[greens[0] + 1] and "y" in shown[0]  # yellow within one step
+        assert shown[-1] == phases[greens[1]]  # then the commanded green, held
+        for before, after in pairwise([phases[greens[0]], *shown]):
+            for link, (a, b) in enumerate(zip(before, after, strict=True)):
+                assert not (a in "Gg" and b == "r"), (
+                    f"link {link} went green -> red: {before}->{after}"
+                )
+        assert all(state in phases for state in shown)
 
 
 def test_bad_commands_are_rejected(tmp_path: Path) -> None:

@@ -1,9 +1,12 @@
 """Traffic lights as TrafficSignal actuators that services drive through the hub.
 
 Commands:
-- `commandedPhase` (int): jump to that phase of the running program and hold it
-  until the next command (a controller, not the fixed-time plan, now decides when to
-  switch; it must command the yellow and all-red phases itself).
+- `commandedPhase` (int): go to that phase of the running program and hold it until
+  the next command (a controller, not the fixed-time plan, now decides when to switch).
+  From one green to another the signal first plays the program's own intergreen (the
+  yellow and all-red phases after the current green, for their programmed durations),
+  as a field controller keeps intergreens locally whatever the cloud asks: no command
+  can show conflicting greens or skip a yellow. Other commands apply at once.
 - `commandedProgram` (str): switch to one of the junction's programs; this releases a
   hold, so "0" resumes netconvert's fixed-time plan from the current phase.
 A hold is a phase duration far beyond any run, so SUMO keeps it without per-step work.
@@ -28,6 +31,22 @@ class Signal:
     tls_id: str
     programs: dict[str, tuple[str, ...]]  # program id -> phase states
     held: bool = False
+    target: int | None = None  # the green to show once the intergreen in progress ends
+    target_at: float = 0.0  # simulated time the intergreen ends
+
+
+def is_green(state: str) -> bool:
+    return ("G" in state or "g" in state) and "y" not in state and "Y" not in state
+
+
+def intergreen(phases: tuple[str, ...], green: int) -> list[int]:
+    """The phases after `green` up to the next green: its yellow and all-red."""
+    out: list[int] = []
+    index = (green + 1) % len(phases)
+    while index != green and not is_green(phases[index]):
+        out.append(index)
+        index = (index + 1) % len(phases)
+    return out
 
 
 def _phase_index(value: Any) -> int:
@@ -97,21 +116,59 @@ class Signals:
                 raise CommandRejected(
                     f"{actuator_id} has phases 0..{len(phases) - 1}, not {value!r}"
                 )
+            current = tls.getPhase(signal.tls_id)
+            signal.held = True
+            if signal.target is not None and is_green(phases[index]):
+                signal.target = index  # an intergreen is playing: end it at the new green
+                return
+            between = intergreen(phases, current)
+            if (
+                is_green(phases[current])
+                and is_green(phases[index])
+                and index != current
+                and between
+            ):
+                durations = self._durations(sumo, signal)
+                signal.target = index
+                signal.target_at = sumo.simulation.getTime() + sum(durations[i] for i in between)
+                tls.setPhase(signal.tls_id, between[0])  # SUMO plays on through the all-red
+                return
+            signal.target = None
             tls.setPhase(signal.tls_id, index)
             tls.setPhaseDuration(signal.tls_id, HOLD_SECONDS)
-            signal.held = True
         elif command == "commandedProgram":
             program = str(value)
             if program not in signal.programs:
                 known = ", ".join(sorted(signal.programs))
                 raise CommandRejected(f"{actuator_id} has programs {known}, not {value!r}")
             phase = tls.getPhase(signal.tls_id)
+            signal.target = None
             tls.setProgram(signal.tls_id, program)
             # setPhase restarts the phase with its planned duration: this ends a hold
             tls.setPhase(signal.tls_id, phase if phase < len(signal.programs[program]) else 0)
             signal.held = False
         else:
             raise KeyError(f"{actuator_id} has no command {command!r} (commands: {COMMANDS})")
+
+    def step(self, sumo: Any) -> None:
+        """End the intergreens that are over (work only while a signal plays one)."""
+        pending = [s for s in self.signals.values() if s.target is not None]
+        if not pending:
+            return
+        now = sumo.simulation.getTime()
+        for signal in pending:
+            if signal.target is not None and now + 1e-6 >= signal.target_at:
+                sumo.trafficlight.setPhase(signal.tls_id, signal.target)
+                sumo.trafficlight.setPhaseDuration(signal.tls_id, HOLD_SECONDS)
+                signal.target = None
+
+    @staticmethod
+    def _durations(sumo: Any, signal: Signal) -> list[float]:
+        program = sumo.trafficlight.getProgram(signal.tls_id)
+        for logic in sumo.trafficlight.getAllProgramLogics(signal.tls_id):
+            if logic.programID == program:
+                return [float(phase.duration) for phase in logic.phases]
+        raise KeyError(f"{signal.tls_id} has no program {program!r}")
 
     def state(self, sumo: Any, actuator_id: str) -> dict[str, Value]:
         signal = self._signal(actuator_id)

@@ -128,6 +128,7 @@ class TrafficSimulator:
             self.closures.before_step(libsumo, self.now)
             libsumo.simulationStep()
             self.now = round(self.now + step, 6)
+            self.signals.step(libsumo)
             self.closures.after_step(libsumo)
             self.counter.step(libsumo, self.now, step)
             if _on_grid(self.now, air_sample):
