@@ -49,7 +49,7 @@ def _count(text: str) -> int:
 def signals_command(args: argparse.Namespace) -> int:
     from dosi.brain.signals import bench
     from dosi.brain.signals.controllers import CONTROLLERS
-    from dosi.brain.signals.resco import MAPS, resco_config
+    from dosi.brain.signals.resco import MAPS
 
     maps = list(MAPS) if args.maps == "all" else [m.strip() for m in args.maps.split(",")]
     controllers = (
@@ -59,8 +59,6 @@ def signals_command(args: argparse.Namespace) -> int:
     )
     try:
         jobs = bench.jobs_for(maps, controllers, range(args.seeds), args.duration)
-        for map_name in maps:
-            resco_config(map_name)
     except (ValueError, LookupError) as exc:
         raise CliError(str(exc).strip("'\"")) from None
     with Progress(

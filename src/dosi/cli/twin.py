@@ -271,13 +271,13 @@ def _live(args: argparse.Namespace, loaded: Any) -> int:
                 raise CliError(str(exc)) from None
         options = LinkOptions(url, scenario.name, transport, scenario.hub.apikey, args.mqtt)
         link = HubLink(options, Clock(start_of_run(loaded, args.start)))
-        sensors, actuators = twin.sensors(), twin.actuators()
+        sensors, actuators, assets = twin.sensors(), twin.actuators(), twin.assets()
         console.print(
             f"{scenario.name}: {len(sensors)} sensors, {len(actuators)} actuators, "
-            f"{len(twin.assets())} assets -> {url} ({transport})"
+            f"{len(assets)} assets -> {url} ({transport})"
         )
         try:
-            link.start(sensors, actuators, twin.assets(), twin.states())
+            link.start(sensors, actuators, assets, twin.states())
         except (LinkError, OSError) as exc:
             raise CliError(f"cannot set up the twin in the hub at {url}: {exc}") from None
         stack.callback(link.close)

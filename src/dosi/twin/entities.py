@@ -39,13 +39,24 @@ def iso(moment: datetime) -> str:
 
 
 class Clock:
-    """Simulated seconds -> timestamps: t = 0 is the scenario's start on the run's date."""
+    """Simulated seconds -> timestamps: t = 0 is the scenario's start on the run's date.
+
+    The readings of one tick share a handful of times (their end, and end minus each
+    sensor interval), so recent conversions are kept rather than formatted per reading."""
+
+    CACHED = 64
 
     def __init__(self, epoch: datetime) -> None:
         self.epoch = epoch
+        self._recent: dict[float, str] = {}
 
     def at(self, t: float) -> str:
-        return iso(self.epoch + timedelta(seconds=t))
+        text = self._recent.get(t)
+        if text is None:
+            if len(self._recent) >= self.CACHED:
+                self._recent.clear()
+            text = self._recent[t] = iso(self.epoch + timedelta(seconds=t))
+        return text
 
 
 def _property(value: Value, observed_at: str | None = None, unit: str | None = None) -> JsonObject:
@@ -129,9 +140,10 @@ def provisioning(scenario: str, sensor: Sensor) -> JsonObject:
 def measurement(reading: Reading, interval: float, clock: Clock) -> JsonObject:
     """The JSON a field device would send for one reading (IoT agent JSON protocol)."""
     body: JsonObject = dict(reading.values)
+    end = clock.at(reading.time)
     body["dateObservedFrom"] = clock.at(reading.time - interval)
-    body["dateObservedTo"] = clock.at(reading.time)
-    body["TimeInstant"] = clock.at(reading.time)
+    body["dateObservedTo"] = end
+    body["TimeInstant"] = end
     return body
 
 
@@ -142,11 +154,11 @@ def observation_update(scenario: str, sensor: Sensor, reading: Reading, clock: C
     entity: JsonObject = {"id": observation_id(scenario, sensor), "type": sensor.entity_type}
     for name, value in reading.values.items():
         entity[name] = _property(value, observed, units.get(name))
-    for name, t in (
-        ("dateObservedFrom", reading.time - sensor.interval),
-        ("dateObservedTo", reading.time),
+    for name, stamp in (
+        ("dateObservedFrom", clock.at(reading.time - sensor.interval)),
+        ("dateObservedTo", observed),
     ):
-        entity[name] = _property({"@type": "DateTime", "@value": clock.at(t)}, observed)
+        entity[name] = _property({"@type": "DateTime", "@value": stamp}, observed)
     return entity
 
 

@@ -56,15 +56,15 @@ def jobs_for(
             f"unknown: {', '.join(unknown)} (maps: {', '.join(MAPS)}; "
             f"controllers: {', '.join(CONTROLLERS)})"
         )
+    for map_name in maps:
+        resco_config(map_name)  # LookupError in one line now (sumo-rl missing), not per worker
     return [Job(m, c, s, duration) for m in maps for s in seeds for c in controllers]
 
 
 def run_jobs(
     jobs: Sequence[Job], workers: int, progress: Progress | None = None
 ) -> list[tuple[Job, dict[str, float]]]:
-    """All jobs, `workers` at a time; results in job order."""
-    for map_name in sorted({j.map for j in jobs}):
-        resco_config(map_name)  # fail in one line now, not in every worker
+    """All jobs (from `jobs_for`, which checked the maps), `workers` at a time; in job order."""
     context = multiprocessing.get_context("spawn")
     results: dict[Job, dict[str, float]] = {}
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
