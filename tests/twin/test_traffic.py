@@ -263,6 +263,36 @@ def test_green_to_green_plays_the_intergreen_first(tmp_path: Path) -> None:
         assert all(state in phases for state in shown)
 
 
+def test_a_command_during_the_plans_own_yellow_waits_for_its_end(tmp_path: Path) -> None:
+    """Regression: a green commanded while the fixed plan showed yellow cut the yellow short."""
+    with simulation(tmp_path, duration=300) as sim:
+        tls = "tls-C2"
+        phases = next(a for a in sim.actuators() if a.actuator_id == tls).static["phases"]
+        assert isinstance(phases, list)
+        greens = [i for i, p in enumerate(phases) if ("G" in p or "g" in p) and "y" not in p]
+        while "y" not in libsumo.trafficlight.getRedYellowGreenState("C2"):
+            run(sim, sim.now + 1)
+        yellow = libsumo.trafficlight.getPhase("C2")
+        previous_green = max(g for g in greens if g < yellow)
+        target = next(g for g in greens if g != previous_green)
+        left = libsumo.trafficlight.getNextSwitch("C2") - libsumo.simulation.getTime()
+        logic = libsumo.trafficlight.getAllProgramLogics("C2")[0]
+        all_red = logic.phases[yellow + 1].duration  # the plan's all-red after this yellow
+        assert not any(c in logic.phases[yellow + 1].state for c in "GgyY")
+        sim.apply(tls, "commandedPhase", target)
+        shown = []
+        for _ in range(int(left + all_red) + 3):
+            run(sim, sim.now + 1)
+            shown.append(libsumo.trafficlight.getRedYellowGreenState("C2"))
+        # shown[i] is the state i+1 s after the command: the yellow until its switch time
+        # (inclusive), then the full all-red, then the commanded green.
+        yellow_steps, red_steps = int(left), int(all_red)
+        assert shown[:yellow_steps] == [phases[yellow]] * yellow_steps
+        assert shown[yellow_steps : yellow_steps + red_steps] == [phases[yellow + 1]] * red_steps
+        assert shown[yellow_steps + red_steps] == phases[target]
+        assert sim.state(tls)["held"] is True
+
+
 def test_bad_commands_are_rejected(tmp_path: Path) -> None:
     with simulation(tmp_path, duration=60) as sim:
         run(sim, 2)
@@ -319,6 +349,7 @@ def test_same_seed_same_run_other_seed_other_run(tmp_path: Path) -> None:
     assert set(kpis) == {
         "traffic.mean_travel_time",
         "traffic.mean_delay",
+        "traffic.mean_speed",
         "traffic.stops",
         "traffic.co2",
         "traffic.arrived",

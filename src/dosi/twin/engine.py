@@ -51,6 +51,8 @@ class HubSide(Protocol):
 
     def report(self, states: dict[str, dict[str, Value]], t: float) -> None: ...
 
+    def report_kpis(self, values: dict[str, float], t: float) -> None: ...
+
 
 @dataclass(frozen=True)
 class AppliedCommand:
@@ -178,8 +180,12 @@ class Twin:
         stop: threading.Event | None = None,
         progress_every: float = 60.0,
         state_every: float = 5.0,
+        kpi_every: float = 60.0,
     ) -> RunResult:
-        """Run to the end (or until `stop` is set); closes the simulators and returns KPIs."""
+        """Run to the end (or until `stop` is set); closes the simulators and returns KPIs.
+
+        With a hub, the KPIs so far go to it every `kpi_every` simulated seconds, and the
+        final ones (SUMO's complete trip statistics) once the run is over."""
         steps = round(self.duration / self.step)
         readings = 0
         applied: list[AppliedCommand] = []
@@ -188,6 +194,7 @@ class Twin:
         t = 0.0
         next_progress = progress_every
         state_ticks = max(1, round(state_every / self.step))
+        kpi_ticks = max(1, round(kpi_every / self.step))
         try:
             for k in range(1, steps + 1):
                 t = k * self.step
@@ -209,6 +216,8 @@ class Twin:
                     changed = self._changed_states(last_states, due)
                     if changed:
                         hub.report(changed, t)
+                    if k % kpi_ticks == 0:
+                        hub.report_kpis(self.kpis(), t)
                 if speed is not None:
                     ahead = t / speed - (time.perf_counter() - started)
                     if ahead > 0:
@@ -224,6 +233,8 @@ class Twin:
         if progress is not None:
             progress(t, self.duration)
         result = RunResult(self.kpis(), t, wall, readings, applied)
+        if hub is not None:
+            hub.report_kpis(result.kpis, t)
         if self._scratch is not None:
             self._scratch.cleanup()
         return result

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from dosi.twin.kpi import KPI_LABELS
 from dosi.twin.model import Actuator, Asset, Reading, Sensor, Value
 
 JsonObject = dict[str, Any]
@@ -197,6 +198,41 @@ def asset_entity(scenario: str, asset: Asset) -> JsonObject:
         "location": {"type": "GeoProperty", "value": asset.location},
     }
     entity.update(_statics(asset.static))
+    return entity
+
+
+# The KPI labels' units as UN/CEFACT codes (unitCode); per-unit figures ("pu") have none.
+KPI_UNIT_CODES = {"s": "SEC", "kg": "KGM", "m": "MTR", "m³": "MTQ", "%": "P1", "MWh": "MWH",
+                  "km/h": "KMH"}  # fmt: skip
+
+
+def kpi_id(scenario: str, key: str) -> str:
+    return urn("KeyPerformanceIndicator", scenario, key)
+
+
+def kpi_entity(
+    scenario: str, key: str, value: float, since: str, observed_at: str, *, full: bool
+) -> JsonObject:
+    """A Smart Data Models `KeyPerformanceIndicator` holding a run's running value of one KPI.
+
+    `full` adds the descriptive attributes (sent once; later updates carry only the value
+    and the period, so the history holds what changes)."""
+    kpi = KPI_LABELS.get(key)
+    entity: JsonObject = {
+        "id": kpi_id(scenario, key),
+        "type": "KeyPerformanceIndicator",
+        "kpiValue": _property(value, observed_at, KPI_UNIT_CODES.get(kpi.unit) if kpi else None),
+        "calculationPeriod": _property({"from": since, "to": observed_at}),
+    }
+    if full:
+        entity["name"] = _property(kpi.en if kpi else key)
+        entity["alternateName"] = _property(kpi.ko if kpi else key)
+        entity["description"] = _property(
+            f"{scenario} digital twin: {kpi.en if kpi else key}, since the start of the run"
+        )
+        entity["category"] = _property(["quantitative"])
+        entity["calculationMethod"] = _property("automatic")
+        entity["areaServed"] = _property(scenario)
     return entity
 
 

@@ -32,7 +32,9 @@ class EmbeddedHub:
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> EmbeddedHub:
-        self._process = subprocess.Popen(self._args)
+        # Its own session: a terminal's Ctrl-C reaches only our process, which stops the hub
+        # after the twin has flushed to it, not at the same moment.
+        self._process = subprocess.Popen(self._args, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

@@ -17,6 +17,7 @@ class Kpi:
 KPI_LABELS: dict[str, Kpi] = {
     "traffic.mean_travel_time": Kpi("Mean travel time", "평균 통행 시간", "s"),
     "traffic.mean_delay": Kpi("Mean delay", "평균 지체", "s"),
+    "traffic.mean_speed": Kpi("Mean trip speed", "평균 통행 속도", "km/h", lower_is_better=False),
     "traffic.stops": Kpi("Stops per vehicle", "차량당 정지", "", digits=2),
     "traffic.co2": Kpi("CO2 emitted", "CO2 배출", "kg"),
     "traffic.arrived": Kpi("Trips completed", "완료 통행", "", lower_is_better=False, digits=0),

@@ -45,6 +45,7 @@ class LinkStats:
     first_error: str = ""
     states: int = 0
     commands: int = 0
+    kpis: int = 0  # KPI updates handed over (one batch each)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,12 @@ class HubLink:
         if states:
             self.stats.states += len(states)
             self._send(["states", t, states])
+
+    def report_kpis(self, values: Mapping[str, float], t: float) -> None:
+        """Write the run's KPIs so far (one KeyPerformanceIndicator entity per key)."""
+        if values:
+            self.stats.kpis += 1
+            self._send(["kpis", t, dict(values)])
 
     def commands(self) -> list[tuple[str, str, Any]]:
         """Commands heard since the last call: (actuator id, command, value), oldest first."""

@@ -57,6 +57,7 @@ class Publisher:
         self._mqtt: MqttPublisher | None = None
         self._stream: CommandStream | None = None
         self._gate = asyncio.Semaphore(options.concurrency)
+        self._kpis_sent: set[str] = set()  # KPI entities already described in full
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -192,6 +193,16 @@ class Publisher:
             fragments.append(fragment)
         await self._send_batch(fragments)
 
+    async def report_kpis(self, values: Mapping[str, float], t: float) -> None:
+        """The run's KPIs so far as KeyPerformanceIndicator entities (one batch request)."""
+        scenario, since, now = self.options.scenario, self.clock.at(0), self.clock.at(t)
+        fragments = [
+            ent.kpi_entity(scenario, key, value, since, now, full=key not in self._kpis_sent)
+            for key, value in values.items()
+        ]
+        self._kpis_sent.update(values)
+        await self._send_batch(fragments)
+
     def flush_mqtt(self) -> None:
         if self._mqtt is not None:
             self._mqtt.flush()
@@ -277,6 +288,8 @@ async def _serve(inbox: Connection, outbox: Any, setup: LinkSetup) -> None:
                 job = publisher.publish(batch)
             elif kind == "states":
                 job = publisher.report(rest[1], rest[0])
+            elif kind == "kpis":
+                job = publisher.report_kpis(rest[1], rest[0])
             elif kind == "flush":
                 if tasks:
                     await asyncio.wait(tasks)

@@ -43,13 +43,16 @@ def road_segments(net: RoadNet, placement: Placement) -> list[Asset]:
 
 def trip_kpis(tripinfo: Path, statistics: Path) -> dict[str, float]:
     """Means over the vehicles that arrived, from the tripinfo and statistic outputs."""
-    durations, delays, stops = 0.0, 0.0, 0.0
+    durations, delays, stops, speeds = 0.0, 0.0, 0.0, 0.0
     arrived = 0
     if tripinfo.is_file():
         for _event, element in ET.iterparse(tripinfo):
             if element.tag == "tripinfo":
                 arrived += 1
-                durations += float(element.get("duration", 0))
+                duration = float(element.get("duration", 0))
+                durations += duration
+                if duration > 0:  # SUMO's own trip speed: route length / duration
+                    speeds += float(element.get("routeLength", 0)) / duration
                 delays += float(element.get("timeLoss", 0))
                 stops += float(element.get("waitingCount", 0))
                 element.clear()
@@ -62,6 +65,7 @@ def trip_kpis(tripinfo: Path, statistics: Path) -> dict[str, float]:
     return {
         "traffic.mean_travel_time": round(durations / n, 2),
         "traffic.mean_delay": round(delays / n, 2),
+        "traffic.mean_speed": round(speeds / n * 3.6, 2),  # km/h
         "traffic.stops": round(stops / n, 3),
         "traffic.arrived": float(arrived),
         "traffic.teleports": teleports,

@@ -6,7 +6,9 @@ Commands:
   From one green to another the signal first plays the program's own intergreen (the
   yellow and all-red phases after the current green, for their programmed durations),
   as a field controller keeps intergreens locally whatever the cloud asks: no command
-  can show conflicting greens or skip a yellow. Other commands apply at once.
+  can show conflicting greens or skip a yellow. A command that arrives while the
+  fixed-time plan plays its own yellow or all-red waits for them to end. Other
+  commands apply at once.
 - `commandedProgram` (str): switch to one of the junction's programs; this releases a
   hold, so "0" resumes netconvert's fixed-time plan from the current phase.
 A hold is a phase duration far beyond any run, so SUMO keeps it without per-step work.
@@ -79,6 +81,8 @@ class Signals:
             static: dict[str, Value] = {
                 "name": f"Traffic signal {signal.tls_id}",
                 "phases": list(signal.programs.get(program, ())),  # type: ignore[dict-item]
+                # programmed seconds per phase: a service reads its intergreens from them
+                "phaseDurations": self._durations(sumo, signal),  # type: ignore[dict-item]
                 "programs": sorted(signal.programs),  # type: ignore[dict-item]
                 "controlledLanes": lanes,  # type: ignore[dict-item]
                 # per link index of the state strings: the lane it leaves and the one it enters,
@@ -117,9 +121,23 @@ class Signals:
                     f"{actuator_id} has phases 0..{len(phases) - 1}, not {value!r}"
                 )
             current = tls.getPhase(signal.tls_id)
-            signal.held = True
+            was_held, signal.held = signal.held, True
             if signal.target is not None and is_green(phases[index]):
                 signal.target = index  # an intergreen is playing: end it at the new green
+                return
+            if not was_held and not is_green(phases[current]) and is_green(phases[index]):
+                # The fixed plan is in its own yellow or all-red: let it finish them first.
+                now = sumo.simulation.getTime()
+                durations = self._durations(sumo, signal)
+                after = intergreen(phases, current)  # the phases still to come before a green
+                signal.target = index
+                # the current phase still shows at its switch time; the next starts a step later
+                end = (
+                    tls.getNextSwitch(signal.tls_id)
+                    + sumo.simulation.getDeltaT()
+                    + sum(durations[i] for i in after)
+                )
+                signal.target_at = max(end, now)
                 return
             between = intergreen(phases, current)
             if (

@@ -154,6 +154,7 @@ class TrafficSimulator:
         return {  # SUMO's running tripinfo statistics (stops only come with the final file)
             "traffic.mean_travel_time": float(live("", "device.tripinfo.duration")),
             "traffic.mean_delay": float(live("", "device.tripinfo.timeLoss")),
+            "traffic.mean_speed": round(float(live("", "device.tripinfo.speed")) * 3.6, 2),
             "traffic.co2": round(self.air.co2_kg(), 3),
             "traffic.arrived": float(live("", "device.tripinfo.count")),
             "traffic.teleports": float(live("", "stats.teleports.total")),
