@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -77,31 +76,6 @@ def test_up_serves_health_and_exits_cleanly_on_signal(tmp_path: Path, sig: signa
     code, _, err = stop(proc, sig)
     assert code == 0, err
     assert "Traceback" not in err
-
-
-def test_demo_seeds_entities_through_the_api(tmp_path: Path) -> None:
-    port = free_port()
-    proc = start("demo", "--port", str(port), "--data", str(tmp_path / "data"))
-    url = f"http://127.0.0.1:{port}"
-    wait_healthy(proc, url)
-    try:
-        deadline = time.monotonic() + 10
-        with NgsiClient(url) as client:
-            while client.count_entities(type="AirQualityObserved") < 2:
-                assert time.monotonic() < deadline, "demo entities never appeared"
-                time.sleep(0.1)
-            near = client.query_entities(
-                type="AirQualityObserved",
-                georel="near;maxDistance==5000",
-                geometry="Point",
-                coordinates=[128.93, 35.15],
-            )
-            assert len(near) == 2
-            assert client.count_entities(type="TrafficFlowObserved") == 2
-    finally:
-        code, out, err = stop(proc, signal.SIGTERM)
-    assert code == 0, err
-    assert f"{url}/ngsi-ld/v1/entities" in out and "curl " in out
 
 
 def test_busy_port_is_one_line_error(tmp_path: Path) -> None:

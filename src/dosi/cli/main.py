@@ -29,81 +29,77 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dosi {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, summary in (
-        ("up", "run the hub (NGSI-LD API at /ngsi-ld/v1) until Ctrl-C"),
-        ("demo", "run the hub, seed sample Busan entities, print URLs to try"),
-    ):
-        command = commands.add_parser(name, help=summary, description=summary)
-        command.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-        command.add_argument("--port", type=_port, default=8700, help="TCP port (default 8700)")
-        command.add_argument(
-            "--data", type=Path, default=Path(".dosi"), help="data directory (default ./.dosi)"
-        )
-        command.add_argument(
-            "--db",
-            type=_db_url,
-            default=None,
-            metavar="URL",
-            help="keep entities in PostgreSQL with PostGIS (postgresql://user@host/db) "
-            "instead of SQLite files in --data",
-        )
-        command.add_argument("--log-level", choices=LOG_LEVELS, default="info")
-        command.add_argument(
-            "--index-attribute",
-            action="append",
-            default=[],
-            metavar="NAME",
-            help="index the numeric values of this attribute for fast q (repeatable)",
-        )
-        command.add_argument(
-            "--history-days",
-            type=_days,
-            default=30,
-            metavar="N",
-            help="keep raw history N days, then hourly aggregates only (0: forever; default 30)",
-        )
-        command.add_argument(
-            "--rollup-days",
-            type=_days,
-            default=400,
-            metavar="M",
-            help="keep hourly history aggregates M days (0: forever; default 400)",
-        )
-        command.add_argument(
-            "--no-history",
-            dest="history",
-            action="store_false",
-            help="record no history of changes (no temporal API data; faster ingest)",
-        )
-        command.add_argument(
-            "--mqtt",
-            type=_mqtt_url,
-            default=None,
-            metavar="URL",
-            help="MQTT broker for device measurements and commands, e.g. mqtt://127.0.0.1:1883",
-        )
-        command.add_argument(
-            "--public-url",
-            type=_public_url,
-            default=None,
-            metavar="URL",
-            help="the hub's address as clients see it (behind a load balancer), for the links "
-            "it hands out; default http://HOST:PORT",
-        )
-        if name == "up":
-            command.add_argument(
-                "--workers",
-                type=_workers,
-                default=1,
-                help="worker processes sharing the port (default 1)",
-            )
-    # Storage commands (light modules: their hub imports wait until they run).
-    from dosi.cli import bench, db, transfer, twin
+    summary = "run the hub (NGSI-LD API at /ngsi-ld/v1) until Ctrl-C"
+    command = commands.add_parser("up", help=summary, description=summary)
+    command.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    command.add_argument("--port", type=_port, default=8700, help="TCP port (default 8700)")
+    command.add_argument(
+        "--data", type=Path, default=Path(".dosi"), help="data directory (default ./.dosi)"
+    )
+    command.add_argument(
+        "--db",
+        type=_db_url,
+        default=None,
+        metavar="URL",
+        help="keep entities in PostgreSQL with PostGIS (postgresql://user@host/db) "
+        "instead of SQLite files in --data",
+    )
+    command.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    command.add_argument(
+        "--index-attribute",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="index the numeric values of this attribute for fast q (repeatable)",
+    )
+    command.add_argument(
+        "--history-days",
+        type=_days,
+        default=30,
+        metavar="N",
+        help="keep raw history N days, then hourly aggregates only (0: forever; default 30)",
+    )
+    command.add_argument(
+        "--rollup-days",
+        type=_days,
+        default=400,
+        metavar="M",
+        help="keep hourly history aggregates M days (0: forever; default 400)",
+    )
+    command.add_argument(
+        "--no-history",
+        dest="history",
+        action="store_false",
+        help="record no history of changes (no temporal API data; faster ingest)",
+    )
+    command.add_argument(
+        "--mqtt",
+        type=_mqtt_url,
+        default=None,
+        metavar="URL",
+        help="MQTT broker for device measurements and commands, e.g. mqtt://127.0.0.1:1883",
+    )
+    command.add_argument(
+        "--public-url",
+        type=_public_url,
+        default=None,
+        metavar="URL",
+        help="the hub's address as clients see it (behind a load balancer), for the links "
+        "it hands out; default http://HOST:PORT",
+    )
+    command.add_argument(
+        "--workers", type=_workers, default=1, help="worker processes sharing the port (default 1)"
+    )
+    # The other commands (light modules: their heavy imports wait until they run).
+    from dosi.cli import bench, brain, db, demo, transfer, twin, web
 
     db.add_parser(commands, _db_url)
     transfer.add_parsers(commands, _db_url)
     twin.add_parser(commands)
+    brain.add_parser(commands)
     bench.add_parser(commands)
+    web.add_parser(commands)  # the dashboard alone
+    demo.add_parser(commands)  # hub, twin, brain and dashboard together
     return parser
 
 
@@ -154,7 +150,7 @@ def _workers(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run, and map operator-fixable problems to one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
-    if hasattr(args, "handler"):  # db, export, import, twin, bench
+    if hasattr(args, "handler"):  # every command but `up`
         try:
             return int(args.handler(args))
         except CliError as exc:
@@ -168,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         data=args.data,
         log_level=args.log_level,
-        workers=getattr(args, "workers", 1),
+        workers=args.workers,
         indexed_attributes=tuple(args.index_attribute),
         db_url=args.db,
         history=args.history,
@@ -178,10 +174,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         public_url=args.public_url,
     )
     try:
-        if args.command == "demo":
-            from dosi.cli.demo import seed_and_announce
-
-            return serve(options, on_ready=seed_and_announce)
         return serve(options)
     except CliError as exc:
         print(f"dosi: error: {exc}", file=sys.stderr)
