@@ -20,25 +20,22 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import multiprocessing
-import queue
 import statistics
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dosi.brain.signals.live import LiveOptions, LiveService
 from dosi.brain.signals.timing import Pacer, Tick
+from dosi.twin.whatif import ProgressFn, side_by_side
 
 HEARD_TIMEOUT_S = 10.0
 TICK_TIMEOUT_S = 30.0
-ProgressFn = Callable[[str, float, float], None]  # (which run, simulated s, total s)
 
 
 @dataclass
@@ -290,33 +287,21 @@ def evaluate(
     progress: ProgressFn | None = None,
 ) -> tuple[VariantResult, VariantResult]:
     """Fixed time and the closed loop, in two processes at once; raises the first failure."""
-    context = multiprocessing.get_context("spawn")
     common: dict[str, Any] = {
+        "source": source,
         "hours": hours,
         "seed": seed,
         "every": every,
         "traffic_only": traffic_only,
     }
-    with context.Manager() as manager, ProcessPoolExecutor(2, mp_context=context) as pool:
-        updates = manager.Queue()
-        runs: dict[str, Future[VariantResult]] = {
-            "fixed time": pool.submit(
-                run_variant, "fixed time", source, controller=None, speed=None,
-                updates=updates, **common,
-            ),
-            "closed loop": pool.submit(
-                run_variant, "closed loop", source, controller=controller, speed=speed,
-                updates=updates, **common,
-            ),
-        }  # fmt: skip
-        while not all(f.done() for f in runs.values()):
-            try:
-                label, t, total = updates.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if progress is not None:
-                progress(label, t, total)
-        return runs["fixed time"].result(), runs["closed loop"].result()
+    runs = side_by_side(
+        {
+            "fixed time": (run_variant, {**common, "controller": None, "speed": None}),
+            "closed loop": (run_variant, {**common, "controller": controller, "speed": speed}),
+        },
+        progress,
+    )
+    return runs["fixed time"], runs["closed loop"]
 
 
 def summary(values: Sequence[float]) -> str:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dosi.twin.engine import RunResult, Twin
 from dosi.twin.model import DemandSurge, Event, PipeBurst, PvDrop, RoadClosure
@@ -30,6 +30,7 @@ KINDS = {
 _AT = re.compile(r"^(.*)@(\d+(?:\.\d+)?)m$")
 
 ProgressFn = Callable[[str, float, float], None]  # (which run, simulated s, total s)
+T = TypeVar("T")
 
 
 def parse_what_if(text: str) -> Event:
@@ -115,16 +116,31 @@ def compare(
     progress: ProgressFn | None = None,
 ) -> Comparison:
     """Baseline and variant in two processes, same seed; raises the first failure."""
-    context = multiprocessing.get_context("spawn")
-    with context.Manager() as manager, ProcessPoolExecutor(2, mp_context=context) as pool:
-        updates = manager.Queue()
-        runs: dict[str, Future[RunResult]] = {
-            label: pool.submit(
-                simulate, source, hours=hours, seed=seed, events=events, label=label,
-                updates=updates,
-            )
+    runs = side_by_side(
+        {
+            label: (simulate, {"source": source, "hours": hours, "seed": seed, "events": events})
             for label, events in (("baseline", ()), ("variant", (event,)))
-        }  # fmt: skip
+        },
+        progress,
+    )
+    return Comparison(event, runs["baseline"], runs["variant"])
+
+
+def side_by_side(
+    jobs: Mapping[str, tuple[Callable[..., T], dict[str, Any]]], progress: ProgressFn | None
+) -> dict[str, T]:
+    """Each job `fn(**kwargs, label=, updates=)` in its own spawned process, all at once.
+
+    A job reports `(label, simulated s, total s)` on `updates`; those reach `progress`.
+    Raises the first failure. Spawned, not forked: libsumo holds one simulation per process.
+    """
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(len(jobs), mp_context=context) as pool:
+        updates = manager.Queue()
+        runs: dict[str, Future[T]] = {
+            label: pool.submit(fn, **kwargs, label=label, updates=updates)
+            for label, (fn, kwargs) in jobs.items()
+        }
         while not all(f.done() for f in runs.values()):
             try:
                 label, t, total = updates.get(timeout=0.2)
@@ -132,4 +148,4 @@ def compare(
                 continue
             if progress is not None:
                 progress(label, t, total)
-        return Comparison(event, runs["baseline"].result(), runs["variant"].result())
+        return {label: future.result() for label, future in runs.items()}
