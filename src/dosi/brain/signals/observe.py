@@ -2,7 +2,9 @@
 
 One subscription per lane (vehicle count, halting count, vehicle ids) makes a step's
 readings one batched call; vehicle positions, for the near-stop-line count, are only
-asked at decision steps.
+asked at decision steps. Counts are of the approach, not only of the controlled lane:
+where that lane is a stub shorter than the near zone (most Ingolstadt approaches), the
+lanes feeding it by a priority link count too, for every controller alike (`Reach`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,88 @@ VEHICLE_IDS = 0x12  # LAST_STEP_VEHICLE_ID_LIST
 HALTING = 0x14  # LAST_STEP_VEHICLE_HALTING_NUMBER
 
 
+class Reach:
+    """Lanes a controlled lane's counts should reach beyond its own length, from the topology.
+
+    Many Ingolstadt approaches end in a stub a few metres long behind an unsignalised
+    junction: the queue of the signal stands on the lane before it (or inside the junction),
+    invisible in the stub's counts, and the stub's one-vehicle room would block every
+    movement into it. Upstream of each short in-lane, the lanes that feed it within `near`
+    metres of the stop line (through unsignalised junctions only, shared among the lanes
+    they feed); downstream of each short out-lane, its single-successor continuation up to
+    `near` metres (stopping at another signal's stop line). Empty without a simulation.
+    """
+
+    def __init__(self, sumo: Any, ps: PhaseSet, controlled: set[str], near: float) -> None:
+        self.sumo = sumo
+        # per in-lane index: (lane, metres before its end that count, share)
+        self.up: list[list[tuple[str, float, float]]] = [[] for _ in ps.in_lanes]
+        # per out-lane index: continuation lanes (whole)
+        self.down: list[list[str]] = [[] for _ in ps.out_lanes]
+        self.down_cap = np.zeros(len(ps.out_lanes))
+        lane = sumo.lane
+        try:
+            ids = [x for x in lane.getIDList() if not x.startswith(":")]
+            links = {x: [(str(k[0]), str(k[4]), bool(k[1])) for k in lane.getLinks(x)] for x in ids}
+        except AttributeError:  # no simulation behind (closed loop on a hub)
+            return
+        feeds: dict[str, list[tuple[str, str]]] = {}
+        for x, out in links.items():
+            for to, via, prio in out:
+                if prio:  # a yielding feeder's queue waits for its junction, not our light
+                    feeds.setdefault(to, []).append((x, via))
+        length = lane.getLength
+
+        def walk(
+            target: str, left: float, share: float, acc: list[tuple[str, float, float]]
+        ) -> None:
+            for src, via in feeds.get(target, []):
+                if src in controlled or left <= 0:
+                    continue
+                part = share / max(len({t for t, _, _ in links[src]}), 1)
+                rest = left
+                if via:
+                    acc.append((via, float("inf"), part))
+                    rest -= float(length(via))
+                if rest <= 0:
+                    continue
+                acc.append((src, rest, part))
+                if rest > float(length(src)):
+                    walk(src, rest - float(length(src)), part, acc)
+
+        for i, a in enumerate(ps.in_lanes):
+            walk(a, near - float(length(a)), 1.0, self.up[i])
+        for i, b in enumerate(ps.out_lanes):
+            total, cur = float(length(b)), b
+            while total < near:
+                nxt = {t for t, _, _ in links.get(cur, [])}
+                if len(nxt) != 1 or cur in controlled:
+                    break
+                cur = nxt.pop()
+                self.down[i].append(cur)
+                total += float(length(cur))
+            self.down_cap[i] = total - float(length(b))
+
+    def counts(self, near: Any, halting: Any, out: Any) -> tuple[Any, Any, Any]:
+        """Observed near/halting/out counts with the reached lanes added."""
+        if not any(self.up) and not any(self.down):
+            return near, halting, out
+        lane, veh = self.sumo.lane, self.sumo.vehicle
+        near, halting, out = near.copy(), halting.copy(), out.copy()
+        for i, parts in enumerate(self.up):
+            for x, within, share in parts:
+                end = float(lane.getLength(x)) - within
+                for v in lane.getLastStepVehicleIDs(x):
+                    if veh.getLanePosition(v) >= end:
+                        near[i] += share
+                        if veh.getSpeed(v) < 0.1:
+                            halting[i] += share
+        for i, xs in enumerate(self.down):
+            for x in xs:
+                out[i] += float(lane.getLastStepVehicleNumber(x))
+        return near, halting, out
+
+
 class Observer:
     def __init__(
         self, sumo: Any, phases: Mapping[str, PhaseSet], *, near_distance: float = 50.0
@@ -30,6 +114,8 @@ class Observer:
         for lane in lanes:
             sumo.lane.subscribe(lane, (VEHICLES, VEHICLE_IDS, HALTING))
         self.length = {lane: float(sumo.lane.getLength(lane)) for lane in self.in_lanes}
+        controlled = set(self.in_lanes)
+        self.reach = {t: Reach(sumo, ps, controlled, near_distance) for t, ps in phases.items()}
         self._seen: dict[str, frozenset[str]] = {}
 
     def _results(self) -> dict[str, dict[int, Any]]:
@@ -63,16 +149,21 @@ class Observer:
             def arr(lanes: tuple[str, ...], var: int) -> Any:
                 return np.array([res.get(ln, {}).get(var, 0) for ln in lanes], dtype=float)
 
+            lane_near = np.array([near[ln] for ln in ps.in_lanes], dtype=float)
+            reached = self.reach[tls_id].counts(
+                lane_near, arr(ps.in_lanes, HALTING), arr(ps.out_lanes, VEHICLES)
+            )
             out[tls_id] = Observation(
                 tls_id=tls_id,
                 phases=ps,
                 green=green,
                 time_in_green=in_green,
                 in_transition=moving,
-                vehicles=arr(ps.in_lanes, VEHICLES),
-                halting=arr(ps.in_lanes, HALTING),
-                near=np.array([near[ln] for ln in ps.in_lanes], dtype=float),
+                # an approach's queue may stand before a stub lane: counted where it waits
+                vehicles=arr(ps.in_lanes, VEHICLES) + (reached[0] - lane_near),
+                halting=reached[1],
+                near=reached[0],
                 entered=np.array([entered[ln] for ln in ps.in_lanes], dtype=float),
-                out_vehicles=arr(ps.out_lanes, VEHICLES),
+                out_vehicles=reached[2],
             )
         return out
