@@ -15,22 +15,24 @@ from dosi.brain.signals.run import RunOptions, run
 DURATION = 1000.0
 
 
+class Lanes:  # the lane geometry _Plan asks SUMO for
+    def getLength(self, lane: str) -> float:
+        return 200.0
+
+    def getMaxSpeed(self, lane: str) -> float:
+        return 13.9
+
+
+class Sumo:  # no simulation needed: only the static lane geometry
+    lane = Lanes()
+
+
 def test_lost_time_and_spillback_shape_the_choice() -> None:
     obs = constructed()  # green 0 serves n, s; green 1 serves e, w; 3 s yellow between
     dosi = Dosi()
     obs.near = np.array([2.0, 0.0, 3.0, 0.0])
     obs.halting = obs.near.copy()
     obs.out_vehicles = np.zeros(4)
-
-    class Lanes:  # the lane geometry _Plan asks SUMO for
-        def getLength(self, lane: str) -> float:
-            return 200.0
-
-        def getMaxSpeed(self, lane: str) -> float:
-            return 13.9
-
-    class Sumo:  # no simulation needed: only the static lane geometry
-        lane = Lanes()
 
     dosi.setup(Sumo(), {"x": obs.phases})
     # 3 waiting on red against 2 on green: switching pays even after the 3 s yellow
@@ -43,6 +45,28 @@ def test_lost_time_and_spillback_shape_the_choice() -> None:
     obs.near = np.array([2.0, 0.0, 6.0, 0.0])
     obs.out_vehicles = np.array([0.0, 200.0 / 7.5, 200.0 / 7.5, 0.0])
     assert dosi.decide(10, {"x": obs}) == {"x": 0}
+
+
+def test_a_served_queue_that_does_not_move_stops_holding_the_green() -> None:
+    """A green whose queue stands still (blocked downstream, a stalled turn) is not extended."""
+
+    def decisions(halting_on_green: list[float]) -> list[int]:
+        obs = constructed()  # green 0 serves n, s; green 1 serves e, w
+        dosi = Dosi()
+        dosi.setup(Sumo(), {"x": obs.phases})
+        out = []
+        for step, queue in enumerate(halting_on_green):
+            obs.near = np.array([queue, 0.0, 1.0, 0.0])
+            obs.halting = obs.near.copy()
+            obs.out_vehicles = np.zeros(4)
+            obs.time_in_green = 10.0 + 5 * step
+            out.append(dosi.decide(5.0 * step, {"x": obs})["x"])
+        return out
+
+    # 4 standing on green against 1 on red: worth holding, until it has not moved for 15 s
+    assert decisions([4.0, 4.0, 4.0, 4.0]) == [0, 0, 0, 1]
+    # the same queue discharging keeps its green
+    assert decisions([4.0, 3.5, 3.0, 2.5]) == [0, 0, 0, 0]
 
 
 @needs_resco

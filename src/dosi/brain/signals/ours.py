@@ -26,6 +26,33 @@ yielding feeders too cost ingolstadt1 12.7 -> 17.3 s (they wait for their own ju
 `stop_cost` 4 -> 2 and `starve` 90 -> 60 were tuned on seeds 0-1 and 3-5 (ingolstadt1
 13.2 -> 12.2 on 3-5; the rest within noise).
 
+A queue that holds a priority green but neither shrinks nor moves near its stop line for
+`stall` seconds (three decision steps) is not discharging, whatever the model says: its
+exit is blocked or its head waits to yield, so it stops counting towards extending the
+current green (the gap-out of actuated control, measured instead of assumed). Without it,
+ingolstadt21 seed 1 gridlocked around gneJ257/243641585 (cluster_1840209209): a vehicle
+in the wrong lane of the 12 m link 174800513 cannot change lanes, the straight movement
+into that lane backs into the junction box, the permissive left opposite it stalls in the
+box, and both signals kept extending greens whose queues stood still (scored 54-80 for
+100+ s) while the cross streets starved; 7 vehicles teleported. Seeds 0,1,3 (delay s;
+before -> after): cologne8 23.6 -> 20.4, cologne3 22.2 -> 16.4, ingolstadt1 11.8 -> 11.7,
+ingolstadt7 27.3 -> 26.5, ingolstadt21 62.8 (74.5 with 7 teleports on seed 1) -> 58.1 (no
+teleports; seeds 4-5: 66.2 with 2 teleports -> 59.0 with none), cologne1 and grid4x4
+unchanged, arterial4x4 232 -> 236 (seeds spread 227-245). `stall` 10 let seed 1 gridlock
+again; 20/25/30 gave cologne8 21.1/21.5/22.3. Rejected: room for a shared lane as its
+lane count times its fullest exit's room (head-of-line blocking) fixed seed 1 but
+gridlocked seed 3 (78.0 s, 8 teleports); the starvation priority only for greens that give
+the lane a priority green: ingolstadt21 58.1 -> 60.7 (and seed 3 gridlocked); valuing a
+permissive (g) discharge at half a protected one: no gridlock in seeds 0-5 but 59.5 against
+58.4 s on ingolstadt21's tuning seeds and ingolstadt7 26.5 -> 27.8.
+Still open: ingolstadt21 gridlocks by chance in pairs of signals joined by a 12-15 m link
+with permissive lefts out of it (gneJ257/243641585, 30624898/30503246): vehicles that must
+change lanes on the link, or turn left across it, stop inside the junction boxes and lock
+each other; with `stall` seed 2 still did (76.8 s, 4 teleports), greedy seed 1 too.
+Full run with `stall` (seeds 0-2, SUMO 1.28): cologne8 20.0 s (published best 21.6),
+ingolstadt21 64.1 (greedy 63.1; published 59.6), grid4x4 28.6 (33.0), ingolstadt7 26.2
+(Max-Pressure 26.1); lowest of all controllers on the other six maps.
+
 Why it should beat the baselines: Greedy counts near vehicles but ignores both the lost time
 of a switch and whether a queue can actually clear in the time left, so it flips for one
 vehicle more and wastes yellow; Max-Pressure counts whole lanes (vehicles far upstream that
@@ -103,7 +130,9 @@ class Dosi(Controller):
         starve: float = 60.0,
         permissive: float = 1.0,
         extend: bool = True,
+        stall: float = 15.0,
     ) -> None:
+        self.stall = stall
         self.horizon, self.sat_flow, self.near = horizon, sat_flow, near
         self.stop_cost, self.age_scale, self.block, self.far = stop_cost, age_scale, block, far
         self.starve, self.permissive, self.extend = starve, permissive, extend
@@ -117,6 +146,8 @@ class Dosi(Controller):
                 room = Reach(sumo, ps, controlled, self.near).down_cap
                 self.plans[t].out_cap = self.plans[t].out_cap + room / VEHICLE_SPACE
         self.age = {t: np.zeros(len(ps.in_lanes)) for t, ps in phases.items()}
+        self.stuck = {t: np.zeros(len(ps.in_lanes)) for t, ps in phases.items()}
+        self.prev_halting = {t: np.zeros(len(ps.in_lanes)) for t, ps in phases.items()}
         self.last: float | None = None
 
     def scores(self, o: Observation) -> Any:
@@ -142,6 +173,8 @@ class Dosi(Controller):
             saved = n * g - n * n / (2 * s)
             if j == o.green:
                 saved = saved + self.stop_cost * np.minimum(moving[lanes], n)
+                if self.stall > 0:  # a served queue that has not moved will not: stop extending
+                    saved = np.where(self.stuck[o.tls_id][lanes] >= self.stall - 1e-9, 0.0, saved)
             out[j] = float((weight[lanes] * saved).sum())
         return out
 
@@ -155,6 +188,11 @@ class Dosi(Controller):
             if not o.in_transition:
                 red[p.served[o.green][p.major[o.green]]] = False
             self.age[t] = np.where(red & (o.halting > 0), self.age[t] + dt, 0.0)
+            # a queue that has a priority green and neither shrinks nor moves near the stop line
+            still = (~red) & (o.halting > 0) & (o.halting >= self.prev_halting[t])
+            still &= o.near - o.halting < 0.5
+            self.stuck[t] = np.where(still & (o.time_in_green >= dt), self.stuck[t] + dt, 0.0)
+            self.prev_halting[t] = o.halting.copy()
             if o.in_transition:
                 result[t] = o.green
                 continue
