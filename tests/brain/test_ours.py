@@ -69,6 +69,30 @@ def test_a_served_queue_that_does_not_move_stops_holding_the_green() -> None:
     assert decisions([4.0, 3.5, 3.0, 2.5]) == [0, 0, 0, 0]
 
 
+def test_a_locked_junction_box_ends_the_green() -> None:
+    """Vehicles standing inside the junction for 15 s end the green that holds them there."""
+
+    def decisions(box_n: list[float]) -> list[int]:
+        obs = constructed()  # green 0 serves n, s; green 1 serves e, w
+        dosi = Dosi()
+        dosi.setup(Sumo(), {"x": obs.phases})
+        out = []
+        for step, n in enumerate(box_n):
+            # the green's queue discharges (so `stall` does not fire); a left turner from e
+            # waits in the box for a gap in the flow the green keeps sending
+            obs.near = np.array([6.0 - 0.5 * step, 0.0, 1.0, 0.0])
+            obs.halting = obs.near.copy()
+            obs.out_vehicles = np.zeros(4)
+            obs.time_in_green = 10.0 + 5 * step
+            obs.box = np.array([0.0, 0.0, n, 0.0])
+            out.append(dosi.decide(5.0 * step, {"x": obs})["x"])
+        return out
+
+    assert decisions([0.0, 0.0, 0.0, 0.0]) == [0, 0, 0, 0]
+    assert decisions([1.0, 1.0, 1.0, 1.0]) == [0, 0, 0, 1]
+    assert decisions([1.0, 0.0, 1.0, 1.0]) == [0, 0, 0, 0]  # the box cleared in between
+
+
 @needs_resco
 def test_dosi_is_safe_and_beats_fixed_and_max_pressure() -> None:
     config = resco_config("grid4x4")

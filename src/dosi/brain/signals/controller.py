@@ -11,7 +11,7 @@ SUMO's actuated logic) leave SUMO in charge and get no driver.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,9 @@ class Observation:
     near: Counts  # of which within `near_distance` of the stop line
     entered: Counts  # vehicles new on the lane since the last observation
     out_vehicles: Counts  # vehicles on each outgoing lane
+    # vehicles halting inside the junction (its internal lanes) per in-lane they came from;
+    # empty where nothing measures it (loop detectors on a hub)
+    box: Counts = field(default_factory=lambda: np.zeros(0))
 
     def lane_index(self) -> dict[str, int]:
         return {lane: i for i, lane in enumerate(self.phases.in_lanes)}

@@ -45,13 +45,25 @@ gridlocked seed 3 (78.0 s, 8 teleports); the starvation priority only for greens
 the lane a priority green: ingolstadt21 58.1 -> 60.7 (and seed 3 gridlocked); valuing a
 permissive (g) discharge at half a protected one: no gridlock in seeds 0-5 but 59.5 against
 58.4 s on ingolstadt21's tuning seeds and ingolstadt7 26.5 -> 27.8.
-Still open: ingolstadt21 gridlocks by chance in pairs of signals joined by a 12-15 m link
-with permissive lefts out of it (gneJ257/243641585, 30624898/30503246): vehicles that must
-change lanes on the link, or turn left across it, stop inside the junction boxes and lock
-each other; with `stall` seed 2 still did (76.8 s, 4 teleports), greedy seed 1 too.
-Full run with `stall` (seeds 0-2, SUMO 1.28): cologne8 20.0 s (published best 21.6),
-ingolstadt21 64.1 (greedy 63.1; published 59.6), grid4x4 28.6 (33.0), ingolstadt7 26.2
-(Max-Pressure 26.1); lowest of all controllers on the other six maps.
+The junction box (`box_stall`): ingolstadt21 still gridlocked by chance in pairs of signals
+joined by a 12-15 m link with permissive lefts out of it (gneJ257/243641585, 30624898/
+30503246): seed 2 (76.8 s, 4 teleports) locked at 30624898 when a left turner from the
+link (-136436466 -> 386687242, link 13 'g') stood 128 s at its waiting point inside the box
+while the green kept sending the opposing flow it yields to, and a vehicle in 30503246's box
+waited 115 s likewise; the queues on the approaches moved, so `stall` never fired. The
+Observer now gives every controller `box` (Observation.box: vehicles halting on the
+signal's own internal lanes, per in-lane). When the box count has stood non-zero and not
+shrunk for `box_stall` seconds and the green has been shown that long, the current green
+scores 0, so the best other green takes over (a switch stops the flow a waiting turn yields
+to, or the feed into a blocked exit). ingolstadt21 dosi, seeds 0-5 (delay s, teleports):
+before 56.4/0, 59.2/0, 76.8/4 (seeds 3-5 not remeasured); after 58.5/0, 56.3/0, 57.8/0,
+59.1/0, 54.8/0, 60.4/0 (mean of 0-2: 57.5, of 0-5: 57.8).
+Full run with `stall` and `box_stall` (seeds 0-2, SUMO 1.28; before `box_stall` in
+brackets): lowest mean delay of all controllers on all eight maps; cologne8 20.0 (20.0;
+published best 21.6), ingolstadt21 57.5 (64.1; greedy 63.1, published 59.6), grid4x4 28.6
+(28.6; 33.0), ingolstadt7 24.8 (26.2; Max-Pressure 26.1), ingolstadt1 11.7 (12.0),
+arterial4x4 230.2 (232.4), cologne3 16.3 (16.2), cologne1 17.4 (17.2; 1 teleport on seed 1,
+and cologne1 varies between identical runs by ~0.5 s).
 
 Why it should beat the baselines: Greedy counts near vehicles but ignores both the lost time
 of a switch and whether a queue can actually clear in the time left, so it flips for one
@@ -131,8 +143,9 @@ class Dosi(Controller):
         permissive: float = 1.0,
         extend: bool = True,
         stall: float = 15.0,
+        box_stall: float = 15.0,
     ) -> None:
-        self.stall = stall
+        self.stall, self.box_stall = stall, box_stall
         self.horizon, self.sat_flow, self.near = horizon, sat_flow, near
         self.stop_cost, self.age_scale, self.block, self.far = stop_cost, age_scale, block, far
         self.starve, self.permissive, self.extend = starve, permissive, extend
@@ -148,6 +161,8 @@ class Dosi(Controller):
         self.age = {t: np.zeros(len(ps.in_lanes)) for t, ps in phases.items()}
         self.stuck = {t: np.zeros(len(ps.in_lanes)) for t, ps in phases.items()}
         self.prev_halting = {t: np.zeros(len(ps.in_lanes)) for t, ps in phases.items()}
+        self.boxed = {t: np.zeros(len(ps.in_lanes)) for t, ps in phases.items()}
+        self.prev_box = {t: np.zeros(len(ps.in_lanes)) for t, ps in phases.items()}
         self.last: float | None = None
 
     def scores(self, o: Observation) -> Any:
@@ -176,6 +191,9 @@ class Dosi(Controller):
                 if self.stall > 0:  # a served queue that has not moved will not: stop extending
                     saved = np.where(self.stuck[o.tls_id][lanes] >= self.stall - 1e-9, 0.0, saved)
             out[j] = float((weight[lanes] * saved).sum())
+        held = self.boxed[o.tls_id] >= self.box_stall - 1e-9
+        if self.box_stall > 0 and o.time_in_green >= self.box_stall - 1e-9 and held.any():
+            out[o.green] = 0.0  # the box is locked under this green: hand it on
         return out
 
     def decide(self, now: float, obs: Mapping[str, Observation]) -> dict[str, int]:
@@ -193,6 +211,11 @@ class Dosi(Controller):
             still &= o.near - o.halting < 0.5
             self.stuck[t] = np.where(still & (o.time_in_green >= dt), self.stuck[t] + dt, 0.0)
             self.prev_halting[t] = o.halting.copy()
+            box = o.box
+            if len(box) == len(o.halting):
+                held = (box > 0) & (box >= self.prev_box[t])
+                self.boxed[t] = np.where(held, self.boxed[t] + dt, 0.0)
+                self.prev_box[t] = box.copy()
             if o.in_transition:
                 result[t] = o.green
                 continue
