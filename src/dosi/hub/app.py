@@ -20,7 +20,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dosi.hub import context_store
 from dosi.hub.extension import Extension
-from dosi.hub.http import problem_response
 from dosi.hub.routes import (
     batch,
     contexts,
@@ -41,10 +40,9 @@ from dosi.hub.temporal.retention import Retention
 from dosi.ngsi.context import ContextResolver
 from dosi.ngsi.errors import (
     InternalError,
-    MethodNotAllowed,
     NgsiError,
-    ResourceNotFound,
 )
+from dosi.ngsi.problems import http_error_handler, ngsi_error_handler, problem_response
 
 log = logging.getLogger("dosi.hub")
 # Request ids: unique per process start, cheap (uuid4 costs a syscall per request).
@@ -116,8 +114,8 @@ def create_app(
             *(route for part in parts for route in part.routes),
         ],
         exception_handlers={
-            NgsiError: _ngsi_error,
-            HTTPException: _http_error,
+            NgsiError: ngsi_error_handler,
+            HTTPException: http_error_handler,
             Exception: _unexpected_error,
         },
         lifespan=lifespan,
@@ -143,25 +141,6 @@ def indexed_attributes_of(settings: HubSettings) -> frozenset[str]:
 
 def indexed_iris(names: tuple[str, ...], resolver: ContextResolver) -> frozenset[str]:
     return frozenset(resolver.core.expand(name) for name in names)
-
-
-async def _ngsi_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, NgsiError)
-    return problem_response(exc)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        return problem_response(ResourceNotFound(f"no such resource: {request.url.path}"))
-    if exc.status_code == 405:
-        return problem_response(
-            MethodNotAllowed(f"{request.method} is not supported on {request.url.path}")
-        )
-    error = InternalError(str(exc.detail))
-    response = problem_response(error)
-    response.status_code = exc.status_code
-    return response
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:

@@ -20,7 +20,6 @@ from dosi.ngsi.context import Context, parse_link_header
 from dosi.ngsi.errors import (
     BadRequestData,
     InvalidRequest,
-    NgsiError,
     NonexistentTenant,
     NotAcceptable,
     PayloadTooLarge,
@@ -32,7 +31,6 @@ JSON = "application/json"
 JSON_LD = "application/ld+json"
 GEO_JSON = "application/geo+json"
 MERGE_PATCH = "application/merge-patch+json"
-PROBLEM = "application/problem+json"
 LINK_REL = 'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
 
 
@@ -232,7 +230,3 @@ def json_response(
 def no_content(call: Call | None = None) -> Response:
     headers = {"NGSILD-Tenant": call.tenant} if call is not None and call.tenant else None
     return Response(status_code=204, headers=headers)
-
-
-def problem_response(error: NgsiError) -> Response:
-    return Response(orjson.dumps(error.to_problem()), status_code=error.status, media_type=PROBLEM)

@@ -33,13 +33,13 @@ from dosi.hub.subscriptions.openapi import (
     subscription_operations,
 )
 from dosi.hub.temporal.openapi import TEMPORAL_PARAMETERS, TEMPORAL_SCHEMAS, temporal_operations
+from dosi.ngsi.problems import PROBLEM
 
 API = "/ngsi-ld/v1"
 JSON = "application/json"
 JSON_LD = "application/ld+json"
 GEO_JSON = "application/geo+json"
 MERGE_PATCH = "application/merge-patch+json"
-PROBLEM = "application/problem+json"
 
 BOOLEAN: Json = {"type": "boolean"}
 LINK: Json = {"type": "string", "pattern": '^<[^<>]+>(; *[A-Za-z]+="[^"]*")*$'}

@@ -32,15 +32,14 @@ from dosi.ngsi.errors import (
     BadRequestData,
     InternalError,
     InvalidRequest,
-    MethodNotAllowed,
     NgsiError,
     ResourceNotFound,
     UnsupportedMediaType,
 )
+from dosi.ngsi.problems import http_error_handler, ngsi_error_handler, problem_response
 from dosi.twin.kpi import KPI_LABELS
 from dosi.twin.whatif import describe, parse_what_if
 from dosi.web.district import District, load_district
-from dosi.web.errors import problem_response
 from dosi.web.metrics import WebMetrics
 from dosi.web.proxy import HubProxy
 from dosi.web.settings import WebSettings
@@ -121,8 +120,8 @@ def create_web_app(settings: WebSettings) -> Starlette:
             Mount("/", app=FrontEnd(settings.static_dir)),
         ],
         exception_handlers={
-            NgsiError: _ngsi_error,
-            HTTPException: _http_error,
+            NgsiError: ngsi_error_handler,
+            HTTPException: http_error_handler,
             Exception: _unexpected_error,
         },
         lifespan=lifespan,
@@ -255,24 +254,6 @@ class CountRequests:
 
 def _json(document: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(document), status_code=status, media_type="application/json")
-
-
-async def _ngsi_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, NgsiError)
-    return problem_response(exc)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        return problem_response(ResourceNotFound(f"no such resource: {request.url.path}"))
-    if exc.status_code == 405:
-        return problem_response(
-            MethodNotAllowed(f"{request.method} is not supported on {request.url.path}")
-        )
-    response = problem_response(InternalError(str(exc.detail)))
-    response.status_code = exc.status_code
-    return response
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:

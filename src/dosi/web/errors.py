@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import orjson
-from starlette.responses import Response
-
 from dosi.ngsi.errors import NgsiError
-
-PROBLEM = "application/problem+json"
 
 
 class HubUnreachable(NgsiError):
@@ -40,7 +35,3 @@ class TooManyStreams(NgsiError):
     error_type = "OperationNotSupported"
     status = 503
     title = "Too many live streams"
-
-
-def problem_response(error: NgsiError) -> Response:
-    return Response(orjson.dumps(error.to_problem()), status_code=error.status, media_type=PROBLEM)
