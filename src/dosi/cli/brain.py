@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dosi.cli import argtypes
 from dosi.cli.errors import CliError
-from dosi.cli.twin import _hours, _seed
 
 console = Console(highlight=False, soft_wrap=True)
 SERVICES = ("signals",)
@@ -39,8 +39,8 @@ def add_parser(commands: Any) -> None:
     run.add_argument("--tenant", default=None, help="NGSI-LD tenant (default: the default one)")
     run.add_argument("--controller", choices=LOOP_CONTROLLERS, default="maxpressure",
                      help="policy fed with the loop-estimated queues (default maxpressure)")  # fmt: skip
-    run.add_argument("--min-green", type=_seconds, default=10.0, metavar="S")
-    run.add_argument("--max-green", type=_seconds, default=60.0, metavar="S")
+    run.add_argument("--min-green", type=argtypes.seconds, default=10.0, metavar="S")
+    run.add_argument("--max-green", type=argtypes.seconds, default=60.0, metavar="S")
     run.add_argument("--keep", action="store_true",
                      help="leave the signals on their last green at exit (default: fixed time)")  # fmt: skip
     run.set_defaults(handler=run_command)
@@ -49,10 +49,13 @@ def add_parser(commands: Any) -> None:
     ev.add_argument("service", choices=SERVICES)
     ev.add_argument("scenario", help="built-in scenario name (eco-delta) or a scenario.toml")
     ev.add_argument(
-        "--hours", type=_hours, default=None, help="simulated hours (default: the scenario's)"
+        "--hours",
+        type=argtypes.hours,
+        default=None,
+        help="simulated hours (default: the scenario's)",
     )
     ev.add_argument(
-        "--seed", type=_seed, default=None, help="random seed (default: the scenario's)"
+        "--seed", type=argtypes.seed, default=None, help="random seed (default: the scenario's)"
     )
     ev.add_argument("--controller", choices=LOOP_CONTROLLERS, default="maxpressure")
     ev.add_argument("--speed", default="lockstep",
@@ -61,16 +64,6 @@ def add_parser(commands: Any) -> None:
     ev.add_argument("--all-domains", action="store_true",
                     help="also simulate water and power (publishing into the hubs; slower)")  # fmt: skip
     ev.set_defaults(handler=eval_command)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"seconds must be 0..3600, got {text}")
-    return value
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ import httpx
 import uvicorn
 from rich.console import Console
 
+from dosi.cli import argtypes
 from dosi.cli.errors import CliError
 
 console = Console(soft_wrap=True, highlight=False)
@@ -40,33 +41,21 @@ CLI = (sys.executable, "-m", "dosi.cli.main")
 
 
 def add_parser(commands: Any) -> None:
-    from dosi.cli.main import LOG_LEVELS, _port
-
     summary = "run a pilot district: hub, eco-delta twin, signal brain and dashboard"
     demo = commands.add_parser("demo", help=summary, description=summary + " (Ctrl-C stops all)")
     demo.add_argument("--host", default="127.0.0.1", help="dashboard interface (default 127.0.0.1)")
-    demo.add_argument("--port", type=_port, default=8700, help="dashboard port (default 8700)")
+    demo.add_argument(
+        "--port", type=argtypes.port, default=8700, help="dashboard port (default 8700)"
+    )
     demo.add_argument("--data", type=Path, default=Path(".dosi"),
                       help="the hub's data directory (default ./.dosi); logs in DATA/logs")  # fmt: skip
-    demo.add_argument("--speed", type=_speed, default="10x",
+    demo.add_argument("--speed", type=argtypes.speed, default="10x",
                       help="twin speed: a factor like 10x (default), 'realtime' or 'max'")  # fmt: skip
-    demo.add_argument("--hours", type=_hours, default=24.0,
+    demo.add_argument("--hours", type=argtypes.hours, default=24.0,
                       help="simulated hours the twin runs (default 24)")  # fmt: skip
     demo.add_argument("--scenario", default="eco-delta", help="the twin's scenario")
-    demo.add_argument("--log-level", choices=LOG_LEVELS, default="warning")
+    demo.add_argument("--log-level", choices=argtypes.LOG_LEVELS, default="warning")
     demo.set_defaults(handler=run_demo)
-
-
-def _speed(text: str) -> str:
-    from dosi.cli.twin import _speed as twin_speed
-
-    return twin_speed(text)
-
-
-def _hours(text: str) -> float:
-    from dosi.cli.twin import _hours as twin_hours
-
-    return twin_hours(text)
 
 
 class Child:

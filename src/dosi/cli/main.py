@@ -8,19 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dosi import __version__
+from dosi.cli import argtypes
 from dosi.cli.errors import CliError
-
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0-65535 (0 picks a free one): {port}")
-    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary = "run the hub (NGSI-LD API at /ngsi-ld/v1) until Ctrl-C"
     command = commands.add_parser("up", help=summary, description=summary)
     command.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    command.add_argument("--port", type=_port, default=8700, help="TCP port (default 8700)")
+    command.add_argument("--port", type=argtypes.port, default=8700, help="TCP port (default 8700)")
     command.add_argument(
         "--data", type=Path, default=Path(".dosi"), help="data directory (default ./.dosi)"
     )
@@ -44,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep entities in PostgreSQL with PostGIS (postgresql://user@host/db) "
         "instead of SQLite files in --data",
     )
-    command.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    command.add_argument("--log-level", choices=argtypes.LOG_LEVELS, default="info")
     command.add_argument(
         "--index-attribute",
         action="append",

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dosi.cli import argtypes
 from dosi.cli.errors import CliError
 
 console = Console(highlight=False, soft_wrap=True)
@@ -37,12 +38,15 @@ def add_parser(commands: Any) -> None:
     run.add_argument("--data", type=Path, default=Path(".dosi"), metavar="DIR",
                      help="the embedded hub's data directory (default ./.dosi)")  # fmt: skip
     run.add_argument(
-        "--hours", type=_hours, default=None, help="simulated hours (default: the scenario's)"
+        "--hours",
+        type=argtypes.hours,
+        default=None,
+        help="simulated hours (default: the scenario's)",
     )
     run.add_argument(
-        "--seed", type=_seed, default=None, help="random seed (default: the scenario's)"
+        "--seed", type=argtypes.seed, default=None, help="random seed (default: the scenario's)"
     )
-    run.add_argument("--speed", type=_speed, default=None,
+    run.add_argument("--speed", type=argtypes.speed, default=None,
                      help="'max', 'realtime' or a factor like 50x (default: the scenario's)")  # fmt: skip
     run.add_argument("--transport", choices=("http", "mqtt", "batch"), default=None,
                      help="how readings reach the hub: IoT agent over HTTP or MQTT, or NGSI-LD batches")  # fmt: skip
@@ -61,32 +65,6 @@ def add_parser(commands: Any) -> None:
         verb = verbs.add_parser(name, help=summary)
         verb.add_argument("scenario")
         verb.set_defaults(handler=handler)
-
-
-def _hours(text: str) -> float:
-    try:
-        hours = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of hours: {text!r}") from None
-    if not 0 < hours <= 168:
-        raise argparse.ArgumentTypeError(f"hours must be more than 0 and at most 168, got {text}")
-    return hours
-
-
-def _seed(text: str) -> int:
-    if not text.isdigit() or int(text) >= 2**31:
-        raise argparse.ArgumentTypeError(f"a seed is a whole number 0..2147483647, got {text!r}")
-    return int(text)
-
-
-def _speed(text: str) -> str:
-    from dosi.twin.scenario import parse_speed
-
-    try:
-        parse_speed(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 def _load(ref: str) -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 import uvicorn
 from rich.console import Console
 
+from dosi.cli import argtypes
 from dosi.cli.errors import CliError
 
 Beside = Callable[[uvicorn.Server], Coroutine[Any, Any, None]]
@@ -26,7 +27,6 @@ Beside = Callable[[uvicorn.Server], Coroutine[Any, Any, None]]
 
 
 def add_parser(commands: Any) -> None:
-    from dosi.cli.main import LOG_LEVELS, _port
 
     web = commands.add_parser(
         "web",
@@ -37,10 +37,10 @@ def add_parser(commands: Any) -> None:
     web.add_argument("--hub", required=True, type=hub_url, metavar="URL",
                      help="the hub's base URL, e.g. http://127.0.0.1:8701")  # fmt: skip
     web.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
-    web.add_argument("--port", type=_port, default=8700, help="TCP port (default 8700)")
+    web.add_argument("--port", type=argtypes.port, default=8700, help="TCP port (default 8700)")
     web.add_argument("--scenario", default="eco-delta",
                      help="the twin scenario the hub holds (map origin, what-if targets)")  # fmt: skip
-    web.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    web.add_argument("--log-level", choices=argtypes.LOG_LEVELS, default="info")
     web.set_defaults(handler=web_command)
 
 
