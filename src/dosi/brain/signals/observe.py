@@ -13,6 +13,7 @@ that stays occupied is how two signals on a 12-15 m link lock (ingolstadt21).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,37 @@ def box_lanes(sumo: Any, tls_id: str, ps: PhaseSet) -> list[list[str]]:
     return out
 
 
+@dataclass(frozen=True)
+class LaneTopology:
+    """The network's lane links, read once: lane -> (to, via, priority), and priority feeders."""
+
+    links: dict[str, list[tuple[str, str, bool]]]
+    feeds: dict[str, list[tuple[str, str]]]  # lane -> (feeding lane, internal lane between)
+
+    @classmethod
+    def read(cls, sumo: Any) -> LaneTopology | None:
+        """None without a simulation behind (the closed loop's stand-in has no topology)."""
+        lane = sumo.lane
+        try:
+            ids = [x for x in lane.getIDList() if not x.startswith(":")]
+            links = {x: [(str(k[0]), str(k[4]), bool(k[1])) for k in lane.getLinks(x)] for x in ids}
+        except AttributeError:
+            return None
+        feeds: dict[str, list[tuple[str, str]]] = {}
+        for x, out in links.items():
+            for to, via, prio in out:
+                if prio:  # a yielding feeder's queue waits for its junction, not our light
+                    feeds.setdefault(to, []).append((x, via))
+        return cls(links, feeds)
+
+
+def reaches(sumo: Any, phases: Mapping[str, PhaseSet], near: float) -> dict[str, Reach]:
+    """Every signal's Reach, reading the network's topology once."""
+    topology = LaneTopology.read(sumo)
+    controlled = {lane for ps in phases.values() for lane in ps.in_lanes}
+    return {t: Reach(sumo, ps, controlled, near, topology) for t, ps in phases.items()}
+
+
 class Reach:
     """Lanes a controlled lane's counts should reach beyond its own length, from the topology.
 
@@ -55,24 +87,24 @@ class Reach:
     `near` metres (stopping at another signal's stop line). Empty without a simulation.
     """
 
-    def __init__(self, sumo: Any, ps: PhaseSet, controlled: set[str], near: float) -> None:
+    def __init__(
+        self,
+        sumo: Any,
+        ps: PhaseSet,
+        controlled: set[str],
+        near: float,
+        topology: LaneTopology | None,
+    ) -> None:
         self.sumo = sumo
         # per in-lane index: (lane, metres before its end that count, share)
         self.up: list[list[tuple[str, float, float]]] = [[] for _ in ps.in_lanes]
         # per out-lane index: continuation lanes (whole)
         self.down: list[list[str]] = [[] for _ in ps.out_lanes]
         self.down_cap = np.zeros(len(ps.out_lanes))
-        lane = sumo.lane
-        try:
-            ids = [x for x in lane.getIDList() if not x.startswith(":")]
-            links = {x: [(str(k[0]), str(k[4]), bool(k[1])) for k in lane.getLinks(x)] for x in ids}
-        except AttributeError:  # no simulation behind (closed loop on a hub)
+        if topology is None:  # no simulation behind (closed loop on a hub)
             return
-        feeds: dict[str, list[tuple[str, str]]] = {}
-        for x, out in links.items():
-            for to, via, prio in out:
-                if prio:  # a yielding feeder's queue waits for its junction, not our light
-                    feeds.setdefault(to, []).append((x, via))
+        links, feeds = topology.links, topology.feeds
+        lane = sumo.lane
         length = lane.getLength
 
         def walk(
@@ -135,8 +167,7 @@ class Observer:
         for lane in lanes:
             sumo.lane.subscribe(lane, (VEHICLES, VEHICLE_IDS, HALTING))
         self.length = {lane: float(sumo.lane.getLength(lane)) for lane in self.in_lanes}
-        controlled = set(self.in_lanes)
-        self.reach = {t: Reach(sumo, ps, controlled, near_distance) for t, ps in phases.items()}
+        self.reach = reaches(sumo, phases, near_distance)
         self.box = {t: box_lanes(sumo, t, ps) for t, ps in phases.items()}
         for lane in sorted({x for b in self.box.values() for xs in b for x in xs}):
             sumo.lane.subscribe(lane, (VEHICLES, VEHICLE_IDS, HALTING))

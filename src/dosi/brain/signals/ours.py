@@ -85,7 +85,7 @@ from typing import Any
 import numpy as np
 
 from dosi.brain.signals.controller import Controller, Observation
-from dosi.brain.signals.observe import Reach
+from dosi.brain.signals.observe import reaches
 from dosi.brain.signals.phases import PhaseSet
 
 VEHICLE_SPACE = 7.5  # metres of lane per stored vehicle (5 m car + 2.5 m gap)
@@ -154,10 +154,8 @@ class Dosi(Controller):
         super().setup(sumo, phases)
         self.plans = {t: _Plan(sumo, ps) for t, ps in phases.items()}
         if self.extend:  # a stub exit's room includes its continuation (static topology)
-            controlled = {lane for ps in phases.values() for lane in ps.in_lanes}
-            for t, ps in phases.items():
-                room = Reach(sumo, ps, controlled, self.near).down_cap
-                self.plans[t].out_cap = self.plans[t].out_cap + room / VEHICLE_SPACE
+            for t, reach in reaches(sumo, phases, self.near).items():
+                self.plans[t].out_cap = self.plans[t].out_cap + reach.down_cap / VEHICLE_SPACE
         self.age = {t: np.zeros(len(ps.in_lanes)) for t, ps in phases.items()}
         self.stuck = {t: np.zeros(len(ps.in_lanes)) for t, ps in phases.items()}
         self.prev_halting = {t: np.zeros(len(ps.in_lanes)) for t, ps in phases.items()}
